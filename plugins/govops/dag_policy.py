@@ -1,0 +1,76 @@
+"""What every DAG of the project carries: owner, retries, failure recording, tags.
+
+Tags come from one agreed list: the service class and the catalog item (``item:04``), plus
+``demo`` and ``ops``. The DagBag policy test enforces it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from govops.service_items import SERVICE_ITEMS
+
+SERVICE_CLASSES = ("governance", "application", "security")
+ALLOWED_TAGS = frozenset(
+    [*SERVICE_CLASSES, "demo", "ops", *(f"item:{code}" for code in SERVICE_ITEMS)]
+)
+OWNER = "govops"
+
+
+def service_tags(item_code: str, *extra: str) -> list[str]:
+    """The tags of a DAG that delivers one catalog item: its class and its item code."""
+    item = SERVICE_ITEMS[item_code]
+    tags = [item.service_class, f"item:{item.code}", *extra]
+    unknown = set(tags) - ALLOWED_TAGS
+    if unknown:
+        raise ValueError(f"tags {sorted(unknown)} are not in govops.dag_policy.ALLOWED_TAGS")
+    return tags
+
+
+def record_failure(context: Any) -> None:
+    """on_failure_callback: keep a row per failed attempt in govops.task_failure.
+
+    Never raises: a broken ledger connection must not hide the task's own failure.
+    """
+    import logging
+
+    log = logging.getLogger(__name__)
+    try:
+        from sqlalchemy import create_engine, insert
+
+        from govops import settings
+        from govops.ledger.models import TaskFailure
+
+        ti = context["ti"]
+        params = context.get("params") or {}
+        engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    insert(TaskFailure).values(
+                        dag_id=ti.dag_id,
+                        run_id=ti.run_id,
+                        task_id=ti.task_id,
+                        map_index=ti.map_index if ti.map_index is not None else -1,
+                        try_number=ti.try_number,
+                        work_order_id=params.get("work_order_id"),
+                        error=repr(context.get("exception"))[:4000],
+                        log_url=getattr(ti, "log_url", None),
+                    )
+                )
+        finally:
+            engine.dispose()
+    except Exception:
+        log.exception("could not record the failure of %s", context.get("ti"))
+
+
+def default_args(**overrides: Any) -> dict[str, Any]:
+    return {
+        "owner": OWNER,
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": record_failure,
+        **overrides,
+    }

@@ -1,0 +1,305 @@
+"""Write metered usage to the ledger exactly once.
+
+The idempotency key is (dag_id, run_id, task_id, map_index, work order, service item,
+data source): a retried task (same key, any try number) writing the same measures is a
+no-op; the same key with different measures is an IDEMPOTENCY_CONFLICT and the whole batch
+is rolled back, so nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, String, column, func, select, values
+from sqlalchemy import Integer as SAInteger
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from govops.ledger.models import UsageEvent as UsageEventRow
+from govops.service_items import SERVICE_ITEMS, UNITS
+
+BATCH_SIZE = 2_000
+
+
+class LedgerError(Exception):
+    code = "LEDGER_ERROR"
+
+    def __str__(self) -> str:
+        return f"{self.code}: {super().__str__()}"
+
+
+class InvalidUsage(LedgerError, ValueError):
+    code = "INVALID_USAGE"
+
+
+class IdempotencyConflict(LedgerError):
+    code = "IDEMPOTENCY_CONFLICT"
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """The task instance that did the work. Retries share it; try_number is kept for the
+    record but is not part of the key."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+    try_number: int | None = None
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    task: TaskRef
+    service_item_code: str
+    quantity: int
+    unit: str
+    event_time: datetime
+    work_order_id: str | None = None  # None: the unassigned queue, never billed until assigned
+    data_source: str = ""
+    records: int | None = None
+    department: str | None = None
+    manifest_uri: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str, int, str, str, str]:
+        return (
+            self.task.dag_id,
+            self.task.run_id,
+            self.task.task_id,
+            self.task.map_index,
+            self.work_order_id or "",
+            self.service_item_code,
+            self.data_source,
+        )
+
+    @property
+    def measures(self) -> tuple[int, str, int | None]:
+        return (self.quantity, self.unit, self.records)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    inserted: int
+    unchanged: int
+
+
+def contract_timezone() -> ZoneInfo:
+    """Periods are calendar months in the contract's time zone (Asia/Shanghai)."""
+    return ZoneInfo(os.environ.get("GOVOPS_TIMEZONE", "Asia/Shanghai"))
+
+
+def period_of(moment: datetime) -> date:
+    if moment.tzinfo is None:
+        raise InvalidUsage(f"event_time {moment.isoformat()} has no time zone")
+    local = moment.astimezone(contract_timezone())
+    return date(local.year, local.month, 1)
+
+
+def _describe(event: UsageEvent) -> str:
+    t = event.task
+    return (
+        f"{t.dag_id}/{t.run_id}/{t.task_id}[{t.map_index}] item {event.service_item_code} "
+        f"work order {event.work_order_id or '(unassigned)'} source {event.data_source!r}"
+    )
+
+
+def validate(event: UsageEvent) -> None:
+    where = _describe(event)
+    item = SERVICE_ITEMS.get(event.service_item_code)
+    if item is None:
+        raise InvalidUsage(f"{where}: unknown service item {event.service_item_code!r}")
+    if event.unit not in UNITS:
+        raise InvalidUsage(f"{where}: unknown unit {event.unit!r}")
+    if event.unit not in item.units:
+        raise InvalidUsage(
+            f"{where}: item {item.code} ({item.name_zh}) is metered in {'/'.join(item.units)}, "
+            f"not {event.unit!r}"
+        )
+    for name in ("quantity", "records"):
+        value = getattr(event, name)
+        if value is None and name == "records":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidUsage(f"{where}: {name} must be an integer, got {value!r}")
+        if value < 0:
+            raise InvalidUsage(f"{where}: {name} must not be negative, got {value}")
+    for name in ("dag_id", "run_id", "task_id"):
+        if not getattr(event.task, name):
+            raise InvalidUsage(f"{where}: {name} is empty")
+    if event.event_time.tzinfo is None:
+        raise InvalidUsage(f"{where}: event_time {event.event_time.isoformat()} has no time zone")
+
+
+def _row(event: UsageEvent) -> dict[str, Any]:
+    t = event.task
+    return {
+        "service_item_code": event.service_item_code,
+        "quantity": event.quantity,
+        "unit": event.unit,
+        "records": event.records,
+        "work_order_id": event.work_order_id,
+        "data_source": event.data_source,
+        "department": event.department,
+        "period": period_of(event.event_time),
+        "dag_id": t.dag_id,
+        "run_id": t.run_id,
+        "task_id": t.task_id,
+        "map_index": t.map_index,
+        "try_number": t.try_number,
+        "manifest_uri": event.manifest_uri,
+        "event_time": event.event_time,
+        "attributes": dict(event.attributes),
+    }
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def record_usage(engine: Engine, events: Iterable[UsageEvent]) -> RecordResult:
+    """Insert events; keys already present with the same measures are left alone.
+
+    Raises InvalidUsage (nothing written) or IdempotencyConflict (whole batch rolled back).
+    """
+    unique: dict[tuple[Any, ...], UsageEvent] = {}
+    for event in events:
+        validate(event)
+        seen = unique.get(event.key)
+        if seen is not None and seen.measures != event.measures:
+            raise IdempotencyConflict(
+                f"{_describe(event)}: the batch holds the same key twice with different "
+                f"measures {seen.measures} and {event.measures}"
+            )
+        unique[event.key] = event
+    if not unique:
+        return RecordResult(inserted=0, unchanged=0)
+
+    table = UsageEventRow.__table__
+    key_columns = [
+        table.c.dag_id,
+        table.c.run_id,
+        table.c.task_id,
+        table.c.map_index,
+        func.coalesce(table.c.work_order_id, ""),
+        table.c.service_item_code,
+        table.c.data_source,
+    ]
+    inserted: set[tuple[Any, ...]] = set()
+    ordered = list(unique.values())
+    with engine.begin() as conn:
+        for chunk in _chunks(ordered, BATCH_SIZE):
+            stmt = (
+                pg_insert(table)
+                .values([_row(e) for e in chunk])
+                .on_conflict_do_nothing(index_elements=key_columns)
+                .returning(*key_columns)
+            )
+            inserted.update(tuple(r) for r in conn.execute(stmt))
+        existing = [e for e in ordered if e.key not in inserted]
+        conflicts: list[str] = []
+        for chunk in _chunks(existing, BATCH_SIZE):
+            incoming = values(
+                column("dag_id", String),
+                column("run_id", String),
+                column("task_id", String),
+                column("map_index", SAInteger),
+                column("work_order_id", String),
+                column("service_item_code", String),
+                column("data_source", String),
+                name="incoming",
+            ).data([e.key for e in chunk])
+            stmt = select(
+                *key_columns, table.c.quantity, table.c.unit, table.c.records
+            ).join(
+                incoming,
+                (table.c.dag_id == incoming.c.dag_id)
+                & (table.c.run_id == incoming.c.run_id)
+                & (table.c.task_id == incoming.c.task_id)
+                & (table.c.map_index == incoming.c.map_index)
+                & (func.coalesce(table.c.work_order_id, "") == incoming.c.work_order_id)
+                & (table.c.service_item_code == incoming.c.service_item_code)
+                & (table.c.data_source == incoming.c.data_source),
+            )
+            stored = {tuple(r[:7]): tuple(r[7:]) for r in conn.execute(stmt)}
+            for event in chunk:
+                before = stored.get(event.key)
+                if before is None:  # cannot happen: the insert saw a conflict on this key
+                    raise LedgerError(f"{_describe(event)}: conflicting row vanished")
+                if before != event.measures:
+                    conflicts.append(
+                        f"{_describe(event)}: recorded (quantity, unit, records) = {before}, "
+                        f"now {event.measures}"
+                    )
+        if conflicts:
+            # Raising inside engine.begin() rolls back the events inserted above.
+            raise IdempotencyConflict(
+                f"{len(conflicts)} event(s) contradict the ledger; nothing was recorded:\n  "
+                + "\n  ".join(conflicts[:20])
+            )
+    return RecordResult(inserted=len(inserted), unchanged=len(existing))
+
+
+def events_from_manifest(
+    manifest: Mapping[str, Any],
+    task: TaskRef,
+    *,
+    work_order_id: str | None,
+    department: str | None = None,
+    manifest_uri: str | None = None,
+) -> list[UsageEvent]:
+    """The usage a job declared in its manifest's ``metering`` section."""
+    finished = manifest.get("finished_at")
+    if not finished:
+        raise InvalidUsage(f"manifest {manifest_uri}: no finished_at")
+    event_time = datetime.fromisoformat(finished)
+    events = []
+    for i, entry in enumerate(manifest.get("metering", [])):
+        where = f"manifest {manifest_uri}: metering[{i}]"
+        missing = [k for k in ("service_item", "unit", "quantity") if k not in entry]
+        if missing:
+            raise InvalidUsage(f"{where}: missing {', '.join(missing)}")
+        events.append(
+            UsageEvent(
+                task=task,
+                service_item_code=str(entry["service_item"]),
+                quantity=entry["quantity"],
+                unit=entry["unit"],
+                records=entry.get("records"),
+                data_source=entry.get("data_source", ""),
+                work_order_id=work_order_id,
+                department=entry.get("department", department),
+                event_time=event_time,
+                manifest_uri=manifest_uri,
+                attributes={"job": manifest.get("job"), "spark_app_id": manifest.get("app_id")},
+            )
+        )
+    return events
+
+
+def meter_manifest(
+    engine: Engine,
+    manifest: Mapping[str, Any],
+    task: TaskRef,
+    *,
+    work_order_id: str | None,
+    department: str | None = None,
+    manifest_uri: str | None = None,
+) -> RecordResult:
+    """The one way services meter: record what the job's manifest says it did."""
+    return record_usage(
+        engine,
+        events_from_manifest(
+            manifest,
+            task,
+            work_order_id=work_order_id,
+            department=department,
+            manifest_uri=manifest_uri,
+        ),
+    )

@@ -1,0 +1,108 @@
+"""The one way Airflow runs Spark work: SparkJobOperator.
+
+It submits a program from ``spark_jobs/`` with ``SparkSubmitOperator`` (master, deploy
+mode and queue come from the ``spark_default`` connection), passes the run's identity and
+work order, ships the govops package with ``--py-files``, reads the job's manifest back,
+checks it belongs to this attempt and reconciles, meters it into the ledger, and returns
+it as the task's XCom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+from govops import settings
+from govops.spark import jdbc
+from govops.spark import manifest as manifests
+
+
+class SparkJobOperator(SparkSubmitOperator):
+    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "job_args", "work_order_id", "department")
+    ui_color = "#fde9c9"
+
+    def __init__(
+        self,
+        *,
+        job: str,
+        job_args: Mapping[str, Any] | None = None,
+        work_order_id: str | None = None,
+        department: str | None = None,
+        jdbc_conn_id: str | None = None,
+        meter: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("conn_id", settings.SPARK_CONN_ID)
+        kwargs.setdefault("name", f"govops-{job}")
+        super().__init__(application=str(settings.spark_jobs_dir() / f"{job}.py"), **kwargs)
+        self.job = job
+        self.job_args = dict(job_args or {})
+        self.work_order_id = work_order_id
+        self.department = department
+        self.jdbc_conn_id = jdbc_conn_id
+        self.meter = meter
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from sqlalchemy import create_engine
+
+        from govops.ledger.usage import TaskRef, meter_manifest
+        from govops.spark.package import build_zip
+
+        ti = context["ti"]
+        task = TaskRef(
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            map_index=ti.map_index if ti.map_index is not None else -1,
+            try_number=ti.try_number,
+        )
+        lake_root = settings.lake_root()
+        uri = manifests.manifest_uri(lake_root, task.dag_id, task.run_id, task.task_id, task.map_index)
+        manifests.remove(uri)
+        args = {
+            "dag-id": task.dag_id,
+            "run-id": task.run_id,
+            "task-id": task.task_id,
+            "map-index": task.map_index,
+            "try-number": task.try_number,
+            "lake-root": lake_root,
+            "manifest": uri,
+            "work-order-id": self.work_order_id,
+            **self.job_args,
+        }
+        if self.jdbc_conn_id:
+            # Credentials are resolved now, never at parse time; the password goes in the
+            # environment, not on the command line where `ps` would show it.
+            source = jdbc.from_database_url(settings.connection_url(self.jdbc_conn_id))
+            args.update({"jdbc-url": source.url, "user": source.user})
+            self.env_vars = {**(self.env_vars or {}), jdbc.PASSWORD_ENV: source.password or ""}
+            if self.jars is None:
+                self.jars = ",".join(settings.jdbc_jars()) or None
+        self.application_args = [str(x) for k, v in args.items() if v is not None for x in (f"--{k}", v)]
+        self.py_files = str(build_zip())
+        super().execute(context)
+
+        manifest = manifests.read(uri)
+        manifests.validate(
+            manifest,
+            expected_run={"run_id": task.run_id, "task_id": task.task_id, "try_number": task.try_number},
+            uri=uri,
+        )
+        if self.meter:
+            engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+            try:
+                result = meter_manifest(
+                    engine,
+                    manifest,
+                    task,
+                    work_order_id=self.work_order_id,
+                    department=self.department,
+                    manifest_uri=uri,
+                )
+            finally:
+                engine.dispose()
+            self.log.info("metered %s: %d new event(s), %d already recorded", uri, result.inserted, result.unchanged)
+        manifest["manifest_uri"] = uri
+        return manifest

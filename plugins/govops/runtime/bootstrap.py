@@ -1,0 +1,110 @@
+"""Compute the environment ``./dev`` runs everything in, starting embedded services if needed.
+
+``python -m govops.runtime.bootstrap`` prints ``export`` lines for the shell to ``eval``.
+Anything already configured (a database URL, an Airflow connection, JAVA_HOME, a Spark
+connection) wins over the embedded default; this module only fills gaps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from govops import settings
+from govops.runtime import embedded_pg, java
+
+
+def _airflow_conn_env(conn_id: str) -> str:
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def compute_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The variables to add to ``environ``; starts the embedded PostgreSQL when needed."""
+    env: dict[str, str] = {}
+    home = settings.home()
+    repo = settings.repo_root()
+    env["GOVOPS_HOME"] = str(home)
+    env["GOVOPS_REPO"] = str(repo)
+    env["JAVA_HOME"] = str(java.java_home())
+    env["PYSPARK_PYTHON"] = environ.get("PYSPARK_PYTHON", sys.executable)
+
+    needs_server = not (
+        (environ.get("GOVOPS_DATABASE_URL") or environ.get(_airflow_conn_env(settings.LEDGER_CONN_ID)))
+        and (
+            environ.get("GOVOPS_SOURCE_DATABASE_URL")
+            or environ.get(_airflow_conn_env(settings.SOURCE_CONN_ID))
+        )
+        and environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    )
+    if needs_server:
+        server = embedded_pg.ensure_running(home / "pg")
+        for url_var, conn_id, db in (
+            ("GOVOPS_DATABASE_URL", settings.LEDGER_CONN_ID, "govops"),
+            ("GOVOPS_SOURCE_DATABASE_URL", settings.SOURCE_CONN_ID, "frontdb"),
+        ):
+            if not (environ.get(url_var) or environ.get(_airflow_conn_env(conn_id))):
+                env[url_var] = server.url(db)
+                env[_airflow_conn_env(conn_id)] = server.url(db)
+        if not environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = server.url("airflow")
+    for url_var, conn_id in (
+        ("GOVOPS_DATABASE_URL", settings.LEDGER_CONN_ID),
+        ("GOVOPS_SOURCE_DATABASE_URL", settings.SOURCE_CONN_ID),
+    ):
+        # A configured URL is also offered to Airflow tasks as the connection.
+        if environ.get(url_var) and not environ.get(_airflow_conn_env(conn_id)):
+            env[_airflow_conn_env(conn_id)] = environ[url_var]
+
+    spark_conn = _airflow_conn_env(settings.SPARK_CONN_ID)
+    if not environ.get(spark_conn):
+        env[spark_conn] = json.dumps({"conn_type": "spark", "host": "local[*]"})
+    env.setdefault("AIRFLOW_HOME", environ.get("AIRFLOW_HOME", str(home / "airflow")))
+    for key, value in {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": environ.get("AIRFLOW__CORE__UNIT_TEST_MODE", "False"),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "airflow" / "logs"),
+    }.items():
+        if not environ.get(key):
+            env[key] = value
+    return env
+
+
+def migrate_airflow_db(full_env: dict[str, str]) -> None:
+    """``airflow db migrate`` once per metadata database and Airflow version."""
+    from importlib.metadata import version
+
+    url = full_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    stamp = hashlib.sha256(f"{url}|{version('apache-airflow-core')}".encode()).hexdigest()
+    marker = Path(full_env["AIRFLOW_HOME"]) / ".db-migrated"
+    if marker.exists() and marker.read_text() == stamp:
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=full_env, capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}")
+    marker.write_text(stamp)
+
+
+def main() -> None:
+    env = compute_environment(dict(os.environ))
+    full_env = {**os.environ, **env}
+    migrate_airflow_db(full_env)
+    from govops.ledger.migrate import upgrade
+
+    upgrade(full_env.get("GOVOPS_DATABASE_URL") or full_env[_airflow_conn_env(settings.LEDGER_CONN_ID)])
+    for key, value in sorted(env.items()):
+        print(f"export {key}={shlex.quote(value)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Runtime of a ``spark-submit`` program: common parameters, the session, the manifest.
+
+A job module defines its own arguments on :func:`parser` and a body taking a
+:class:`JobContext`; :func:`run` does the rest and writes the manifest (also on failure,
+with the error, before exiting non-zero).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from govops.spark.lake import HadoopFS, StagedOutput
+from govops.spark.manifest import MANIFEST_VERSION, run_key
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The parameters every job takes; jobs add their own."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--dag-id", required=True)
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--task-id", required=True)
+    p.add_argument("--map-index", type=int, default=-1)
+    p.add_argument("--try-number", type=int, default=1)
+    p.add_argument("--work-order-id", default=None)
+    p.add_argument("--lake-root", required=True, help="file:///... or hdfs://...")
+    p.add_argument("--manifest", required=True, help="URI the manifest is written to")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    return p
+
+
+@dataclass
+class JobContext:
+    name: str
+    args: argparse.Namespace
+    spark: SparkSession
+    fs: HadoopFS
+    options: dict[str, str]
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"read": 0, "written": 0, "rejected": 0})
+    metering: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def run(self) -> dict[str, Any]:
+        a = self.args
+        return {
+            "dag_id": a.dag_id,
+            "run_id": a.run_id,
+            "task_id": a.task_id,
+            "map_index": a.map_index,
+            "try_number": a.try_number,
+            "work_order_id": a.work_order_id,
+        }
+
+    @property
+    def lake_root(self) -> str:
+        return self.args.lake_root.rstrip("/")
+
+    def staged_output(self, zone: str, dataset: str) -> StagedOutput:
+        a = self.args
+        out = StagedOutput(self.fs, self.lake_root, run_key(a.dag_id, a.run_id, a.task_id, a.map_index), zone, dataset)
+        out.prepare()
+        return out
+
+    def timed(self, name: str) -> _Timer:
+        return _Timer(self.timings, name)
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float], name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = round(time.perf_counter() - self.start, 3)
+
+
+CHECKSUM_ALGORITHM = "sum-xxhash64-v1"
+
+
+def checksum_columns(df: DataFrame, columns: list[str]) -> tuple[Any, Any]:
+    """Aggregates for an order-independent content checksum and a row count.
+
+    Used with ``DataFrame.observe`` so the figures come from the same pass that writes.
+    """
+    from pyspark.sql import functions as F
+
+    row_hash = F.xxhash64(*[F.col(c) for c in columns]).cast("decimal(38,0)")
+    return F.count(F.lit(1)).alias("rows"), F.coalesce(F.sum(row_hash), F.lit(0)).alias("hash_sum")
+
+
+def checksum_value(hash_sum: Any) -> str:
+    return f"{int(hash_sum) % (1 << 64):016x}"
+
+
+def run(name: str, arg_parser: argparse.ArgumentParser, body: Callable[[JobContext], None]) -> None:
+    from pyspark.sql import SparkSession
+
+    args = arg_parser.parse_args()
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            arg_parser.error(f"--option {item!r} is not KEY=VALUE")
+        options[key] = value
+    spark = SparkSession.builder.appName(f"govops:{name}:{args.dag_id}:{args.task_id}").getOrCreate()
+    ctx = JobContext(name=name, args=args, spark=spark, fs=HadoopFS(spark), options=options)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    error: str | None = None
+    try:
+        body(ctx)
+    except BaseException:
+        error = traceback.format_exc(limit=20)
+        raise
+    finally:
+        ctx.timings["total_s"] = round(time.perf_counter() - clock, 3)
+        manifest = {
+            "manifest_version": MANIFEST_VERSION,
+            "job": name,
+            "status": "failed" if error else "succeeded",
+            "error": error,
+            "run": ctx.run,
+            "app_id": spark.sparkContext.applicationId,
+            "spark": {"version": spark.version, "master": spark.sparkContext.master},
+            "started_at": started.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "options": options,
+            "inputs": ctx.inputs,
+            "outputs": ctx.outputs,
+            "counts": ctx.counts,
+            "metering": ctx.metering,
+            "timings": ctx.timings,
+        }
+        try:
+            ctx.fs.write_text(args.manifest, json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+        finally:
+            spark.stop()

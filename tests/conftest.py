@@ -1,0 +1,69 @@
+"""Shared fixtures: a fresh, migrated ledger database per test session on the real
+PostgreSQL server ``./dev`` provides, a temporary lake, and the front-end database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from govops import settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _server_url() -> str:
+    try:
+        return settings.connection_url(settings.LEDGER_CONN_ID)
+    except settings.ConfigError as exc:
+        pytest.exit(f"{exc}\nRun the tests with ./dev test", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def ledger_url() -> Iterator[str]:
+    """A new database with the ledger migrated in, dropped after the session."""
+    from govops.ledger.migrate import upgrade
+
+    server = make_url(_server_url())
+    name = f"govops_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Engine]:
+    engine = create_engine(ledger_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def isolated_env(ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the ledger at the test database and the lake at a temporary directory."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    monkeypatch.setenv("GOVOPS_DATABASE_URL", ledger_url)
+    monkeypatch.setenv("AIRFLOW_CONN_GOVOPS_DB", ledger_url)
+    monkeypatch.setenv("GOVOPS_LAKE_ROOT", lake.as_uri())
+    return lake
+
+
+@pytest.fixture(scope="session")
+def source_url() -> str:
+    return settings.connection_url(settings.SOURCE_CONN_ID)
+
+
+def pytest_report_header() -> list[str]:
+    return [f"govops home: {settings.home()}", f"JAVA_HOME: {os.environ.get('JAVA_HOME')}"]
