@@ -24,30 +24,32 @@ RUN_COLUMN = "_govops_run_id"
 
 def read_source(ctx: job.JobContext):  # -> DataFrame
     a = ctx.args
-    reader = (
-        ctx.spark.read.format("jdbc")
-        .option("url", a.jdbc_url)
-        .option("driver", "org.postgresql.Driver")
-        .option("fetchsize", str(a.fetch_size))
-    )
-    if a.user:
-        reader = reader.option("user", a.user)
-    if os.environ.get(PASSWORD_ENV):
-        reader = reader.option("password", os.environ[PASSWORD_ENV])
+
+    def reader():  # a DataFrameReader keeps its options: start afresh for each read
+        r = ctx.spark.read.format("jdbc").options(
+            url=a.jdbc_url, driver="org.postgresql.Driver", fetchsize=str(a.fetch_size)
+        )
+        if a.user:
+            r = r.option("user", a.user)
+        if os.environ.get(PASSWORD_ENV):
+            r = r.option("password", os.environ[PASSWORD_ENV])
+        return r
+
     if a.partition_column and a.num_partitions > 1:
         column = a.partition_column
         query = f"SELECT min({column}) AS lo, max({column}) AS hi FROM {a.source_table}"
-        bounds = reader.option("query", query).load().first()
+        bounds = reader().option("query", query).load().first()
         if bounds is not None and bounds["lo"] is not None:
             return (
-                reader.option("dbtable", a.source_table)
-                .option("partitionColumn", a.partition_column)
+                reader()
+                .option("dbtable", a.source_table)
+                .option("partitionColumn", column)
                 .option("lowerBound", str(bounds["lo"]))
                 .option("upperBound", str(bounds["hi"]))
                 .option("numPartitions", str(a.num_partitions))
                 .load()
             )
-    return reader.option("dbtable", a.source_table).load()
+    return reader().option("dbtable", a.source_table).load()
 
 
 def extract(ctx: job.JobContext) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,8 @@ def usage_of_run(dag_id: str, run_id: str) -> list[dict[str, Any]]:
 
 
 def demo(args: argparse.Namespace) -> int:
+    if not args.verbose:  # Airflow reads this when it is imported, below
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     from govops.dag_runs import run_dag
     from govops.sample_data import load_sample
 
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--persons", type=int, default=500)
     p.add_argument("--logical-date", default=datetime.now(UTC).strftime("%Y-%m-%d"))
+    p.add_argument("--verbose", action="store_true", help="show Airflow's and Spark's logs")
     p.set_defaults(func=demo)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -41,7 +41,9 @@ def run_dag(dag_id: str, *, conf: dict[str, Any] | None = None, logical_date: da
     from sqlalchemy import select
 
     dag = load_dag(dag_id)
-    dr = dag.test(logical_date=logical_date, run_conf=conf)
+    # Manual run ids derive from run_after: pin it to the logical date so a second call with
+    # the same date finds the same run (and dag.test clears its task instances first).
+    dr = dag.test(run_after=logical_date, logical_date=logical_date, run_conf=conf)
     with create_session() as session:
         tis = session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == dr.run_id)

@@ -116,7 +116,11 @@ def run(name: str, arg_parser: argparse.ArgumentParser, body: Callable[[JobConte
         if not sep:
             arg_parser.error(f"--option {item!r} is not KEY=VALUE")
         options[key] = value
-    spark = SparkSession.builder.appName(f"govops:{name}:{args.dag_id}:{args.task_id}").getOrCreate()
+    spark = (
+        SparkSession.builder.appName(f"govops:{name}:{args.dag_id}:{args.task_id}")
+        .config("spark.log.level", options.get("log_level", "WARN"))
+        .getOrCreate()
+    )
     ctx = JobContext(name=name, args=args, spark=spark, fs=HadoopFS(spark), options=options)
     started = datetime.now(UTC)
     clock = time.perf_counter()
