@@ -50,29 +50,42 @@ def _dataset(table: str) -> str:
     default_args=default_args(),
     params={
         "work_order_id": Param(DEMO_WORK_ORDER, type="string", description="工单 the run's usage is metered to"),
+        "tables": Param(
+            [s["table"] for s in SOURCE_TABLES],
+            type="array",
+            items={"type": "string", "enum": [s["table"] for s in SOURCE_TABLES]},
+            description="source tables to extract (schema.table); default all",
+        ),
     },
 )
 def svc04_batch_extraction_demo() -> None:
+    @task
+    def plan(params: dict | None = None) -> list[dict]:
+        """One mapped extraction per selected source table."""
+        by_name = {s["table"]: s for s in SOURCE_TABLES}
+        unknown = sorted(set(params["tables"]) - set(by_name))
+        if unknown:
+            raise ValueError(f"params.tables: unknown source table(s) {unknown}; known: {sorted(by_name)}")
+        return [
+            {
+                "job_args": {
+                    "source-table": name,
+                    "dataset": _dataset(name),
+                    "partition-column": "id",
+                    "num-partitions": 4,
+                },
+                "department": by_name[name]["department"],
+            }
+            for name in params["tables"]
+        ]
+
     extracted = SparkJobOperator.partial(
         task_id="extract_table",
         job="batch_extract",
         jdbc_conn_id=SOURCE_CONN_ID,
         work_order_id="{{ params.work_order_id }}",
         map_index_template="{{ task.job_args['source-table'] }}",
-    ).expand_kwargs(
-        [
-            {
-                "job_args": {
-                    "source-table": s["table"],
-                    "dataset": _dataset(s["table"]),
-                    "partition-column": "id",
-                    "num-partitions": 4,
-                },
-                "department": s["department"],
-            }
-            for s in SOURCE_TABLES
-        ]
-    )
+    ).expand_kwargs(plan())
 
     @task(outlets=[Asset(name=f"raw/{_dataset(s['table'])}") for s in SOURCE_TABLES])
     def summarize(manifests: list[dict]) -> dict:

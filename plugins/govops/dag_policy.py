@@ -6,6 +6,7 @@ Tags come from one agreed list: the service class and the catalog item (``item:0
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +30,8 @@ def service_tags(item_code: str, *extra: str) -> list[str]:
 
 
 def record_failure(context: Any) -> None:
-    """on_failure_callback: keep a row per failed attempt in govops.task_failure.
+    """on_failure_callback and on_retry_callback: a row per failed attempt in
+    govops.task_failure (``final`` tells the last attempt from one that will be retried).
 
     Never raises: a broken ledger connection must not hide the task's own failure.
     """
@@ -56,6 +58,7 @@ def record_failure(context: Any) -> None:
                         try_number=ti.try_number,
                         work_order_id=params.get("work_order_id"),
                         error=repr(context.get("exception"))[:4000],
+                        final=ti.try_number > ti.max_tries if ti.max_tries is not None else True,
                         log_url=getattr(ti, "log_url", None),
                     )
                 )
@@ -66,11 +69,14 @@ def record_failure(context: Any) -> None:
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
+    # GOVOPS_RETRY_DELAY_SECONDS lets tests retry at once; an env lookup is no parse-time I/O.
+    delay = timedelta(seconds=float(os.environ.get("GOVOPS_RETRY_DELAY_SECONDS", "60")))
     return {
         "owner": OWNER,
         "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
+        "retry_delay": delay,
+        "retry_exponential_backoff": delay.total_seconds() > 0,
         "on_failure_callback": record_failure,
+        "on_retry_callback": record_failure,
         **overrides,
     }

@@ -9,6 +9,7 @@ it as the task's XCom.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -91,6 +92,7 @@ class SparkJobOperator(SparkSubmitOperator):
             uri=uri,
         )
         if self.meter:
+            started = time.perf_counter()
             engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
             try:
                 result = meter_manifest(
@@ -103,6 +105,7 @@ class SparkJobOperator(SparkSubmitOperator):
                 )
             finally:
                 engine.dispose()
+            manifest["metering_s"] = round(time.perf_counter() - started, 4)
             self.log.info("metered %s: %d new event(s), %d already recorded", uri, result.inserted, result.unchanged)
         manifest["manifest_uri"] = uri
         return manifest

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, Integer, MetaData, String, Text, func, text
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, MetaData, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -63,6 +63,7 @@ class TaskFailure(Base):
     map_index: Mapped[int] = mapped_column(Integer, server_default="-1")
     try_number: Mapped[int | None] = mapped_column(Integer)
     work_order_id: Mapped[str | None] = mapped_column(String(64))
+    final: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     error: Mapped[str | None] = mapped_column(Text)
     log_url: Mapped[str | None] = mapped_column(Text)
     failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

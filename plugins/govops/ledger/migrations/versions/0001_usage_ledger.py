@@ -87,6 +87,7 @@ def upgrade() -> None:
         sa.Column("map_index", sa.Integer, nullable=False, server_default="-1"),
         sa.Column("try_number", sa.Integer),
         sa.Column("work_order_id", sa.String(64)),
+        sa.Column("final", sa.Boolean, nullable=False, server_default=sa.true()),
         sa.Column("error", sa.Text),
         sa.Column("log_url", sa.Text),
         sa.Column(

@@ -1,0 +1,1 @@
+"""Benchmarks: ``./dev bench`` prints figures; nothing here is a test."""
