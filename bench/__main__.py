@@ -71,7 +71,7 @@ def bench_pipeline(persons: int) -> None:
     from govops.dag_runs import run_dag
     from govops.sample_data import load_sample
 
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
     started = time.perf_counter()
     rows = load_sample(settings.connection_url(settings.SOURCE_CONN_ID), seed=1, persons=persons)
     print(f"sample data: {sum(rows.values()):,} source rows {rows} generated and loaded in "
@@ -105,7 +105,7 @@ def bench_pipeline(persons: int) -> None:
 
 def _metering_seconds(run_id: str) -> float:
     """The operator's metering time per task, from the XComs it returned."""
-    from airflow.models import XComModel
+    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 

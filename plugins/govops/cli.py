@@ -38,7 +38,7 @@ def usage_of_run(dag_id: str, run_id: str) -> list[dict[str, Any]]:
 
 def demo(args: argparse.Namespace) -> int:
     if not args.verbose:  # Airflow reads this when it is imported, below
-        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
     from govops.dag_runs import run_dag
     from govops.sample_data import load_sample
 

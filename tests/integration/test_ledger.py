@@ -97,7 +97,9 @@ def test_summary_view_sums_per_work_order_item_and_period(ledger: Engine) -> Non
 
 
 def test_large_batches_are_written_in_chunks(ledger: Engine) -> None:
-    events = [ev("r8", f"s.t{i}") for i in range(4_500)]
-    assert record_usage(ledger, events).inserted == 4_500
+    # More chunks than the driver's prepare threshold (5): prepared statements must still
+    # match the idempotency index.
+    events = [ev("r8", f"s.t{i}", wo=None if i % 2 else "WO-8") for i in range(14_500)]
+    assert record_usage(ledger, events).inserted == 14_500
     result = record_usage(ledger, events)
-    assert (result.inserted, result.unchanged) == (0, 4_500)
+    assert (result.inserted, result.unchanged) == (0, 14_500)

@@ -26,3 +26,9 @@ def downgrade(database_url: str, revision: str) -> None:
     from alembic import command
 
     command.downgrade(_config(database_url), revision)
+
+
+if __name__ == "__main__":  # python -m govops.ledger.migrate: upgrade the configured ledger
+    from govops import settings
+
+    upgrade(settings.connection_url(settings.LEDGER_CONN_ID))

@@ -8,21 +8,17 @@ is rolled back, so nothing changes.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, String, column, func, select, values
-from sqlalchemy import Integer as SAInteger
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Engine, text
 
-from govops.ledger.models import UsageEvent as UsageEventRow
 from govops.service_items import SERVICE_ITEMS, UNITS
-
-BATCH_SIZE = 2_000
 
 
 class LedgerError(Exception):
@@ -158,15 +154,45 @@ def _row(event: UsageEvent) -> dict[str, Any]:
     }
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+_COLUMNS = (
+    "service_item_code", "quantity", "unit", "records", "work_order_id", "data_source", "department", "period",
+    "dag_id", "run_id", "task_id", "map_index", "try_number", "manifest_uri", "event_time", "attributes",
+)  # fmt: skip
+# The expression of the unique index uq_usage_event_idempotency, written out so that
+# ON CONFLICT infers that index.
+_KEY = "dag_id, run_id, task_id, map_index, coalesce(work_order_id, ''), service_item_code, data_source"
+_STAGE = """
+    CREATE TEMPORARY TABLE incoming_usage (
+        service_item_code text, quantity bigint, unit text, records bigint, work_order_id text,
+        data_source text, department text, period date, dag_id text, run_id text, task_id text,
+        map_index integer, try_number integer, manifest_uri text, event_time timestamptz, attributes jsonb
+    ) ON COMMIT DROP"""
+_FILL = (
+    f"INSERT INTO incoming_usage ({', '.join(_COLUMNS)}) VALUES "
+    f"({', '.join('CAST(:attributes AS jsonb)' if c == 'attributes' else ':' + c for c in _COLUMNS)})"
+)
+_APPLY = f"""
+    INSERT INTO govops.usage_event ({", ".join(_COLUMNS)})
+    SELECT {", ".join(_COLUMNS)} FROM incoming_usage
+    ON CONFLICT ({_KEY}) DO NOTHING"""
+_CONFLICTS = """
+    SELECT i.dag_id, i.run_id, i.task_id, i.map_index, i.work_order_id, i.service_item_code, i.data_source,
+           u.quantity, u.unit, u.records, i.quantity, i.unit, i.records
+      FROM incoming_usage i
+      JOIN govops.usage_event u
+        ON u.dag_id = i.dag_id AND u.run_id = i.run_id AND u.task_id = i.task_id AND u.map_index = i.map_index
+       AND coalesce(u.work_order_id, '') = coalesce(i.work_order_id, '')
+       AND u.service_item_code = i.service_item_code AND u.data_source = i.data_source
+     WHERE (u.quantity, u.unit, u.records) IS DISTINCT FROM (i.quantity, i.unit, i.records)
+     LIMIT 20"""
 
 
 def record_usage(engine: Engine, events: Iterable[UsageEvent]) -> RecordResult:
     """Insert events; keys already present with the same measures are left alone.
 
-    Raises InvalidUsage (nothing written) or IdempotencyConflict (whole batch rolled back).
+    The batch is staged in a temporary table and applied with two set-based statements in
+    one transaction. Raises InvalidUsage (nothing written) or IdempotencyConflict (the whole
+    batch rolled back).
     """
     unique: dict[tuple[Any, ...], UsageEvent] = {}
     for event in events:
@@ -181,69 +207,25 @@ def record_usage(engine: Engine, events: Iterable[UsageEvent]) -> RecordResult:
     if not unique:
         return RecordResult(inserted=0, unchanged=0)
 
-    table = UsageEventRow.__table__
-    key_columns = [
-        table.c.dag_id,
-        table.c.run_id,
-        table.c.task_id,
-        table.c.map_index,
-        func.coalesce(table.c.work_order_id, ""),
-        table.c.service_item_code,
-        table.c.data_source,
-    ]
-    inserted: set[tuple[Any, ...]] = set()
-    ordered = list(unique.values())
+    rows = [_row(e) for e in unique.values()]
+    for row in rows:
+        row["attributes"] = json.dumps(row["attributes"], ensure_ascii=False, default=str)
     with engine.begin() as conn:
-        for chunk in _chunks(ordered, BATCH_SIZE):
-            stmt = (
-                pg_insert(table)
-                .values([_row(e) for e in chunk])
-                .on_conflict_do_nothing(index_elements=key_columns)
-                .returning(*key_columns)
-            )
-            inserted.update(tuple(r) for r in conn.execute(stmt))
-        existing = [e for e in ordered if e.key not in inserted]
-        conflicts: list[str] = []
-        for chunk in _chunks(existing, BATCH_SIZE):
-            incoming = values(
-                column("dag_id", String),
-                column("run_id", String),
-                column("task_id", String),
-                column("map_index", SAInteger),
-                column("work_order_id", String),
-                column("service_item_code", String),
-                column("data_source", String),
-                name="incoming",
-            ).data([e.key for e in chunk])
-            stmt = select(
-                *key_columns, table.c.quantity, table.c.unit, table.c.records
-            ).join(
-                incoming,
-                (table.c.dag_id == incoming.c.dag_id)
-                & (table.c.run_id == incoming.c.run_id)
-                & (table.c.task_id == incoming.c.task_id)
-                & (table.c.map_index == incoming.c.map_index)
-                & (func.coalesce(table.c.work_order_id, "") == incoming.c.work_order_id)
-                & (table.c.service_item_code == incoming.c.service_item_code)
-                & (table.c.data_source == incoming.c.data_source),
-            )
-            stored = {tuple(r[:7]): tuple(r[7:]) for r in conn.execute(stmt)}
-            for event in chunk:
-                before = stored.get(event.key)
-                if before is None:  # cannot happen: the insert saw a conflict on this key
-                    raise LedgerError(f"{_describe(event)}: conflicting row vanished")
-                if before != event.measures:
-                    conflicts.append(
-                        f"{_describe(event)}: recorded (quantity, unit, records) = {before}, "
-                        f"now {event.measures}"
-                    )
+        conn.execute(text(_STAGE))
+        conn.execute(text(_FILL), rows)
+        inserted = conn.execute(text(_APPLY)).rowcount
+        conflicts = conn.execute(text(_CONFLICTS)).all()
         if conflicts:
             # Raising inside engine.begin() rolls back the events inserted above.
+            lines = [
+                f"{r[0]}/{r[1]}/{r[2]}[{r[3]}] item {r[5]} work order {r[4] or '(unassigned)'} "
+                f"source {r[6]!r}: recorded (quantity, unit, records) = {tuple(r[7:10])}, now {tuple(r[10:13])}"
+                for r in conflicts
+            ]
             raise IdempotencyConflict(
-                f"{len(conflicts)} event(s) contradict the ledger; nothing was recorded:\n  "
-                + "\n  ".join(conflicts[:20])
+                "event(s) contradict the ledger; nothing was recorded:\n  " + "\n  ".join(lines)
             )
-    return RecordResult(inserted=len(inserted), unchanged=len(existing))
+    return RecordResult(inserted=inserted, unchanged=len(rows) - inserted)
 
 
 def events_from_manifest(
