@@ -1,0 +1,308 @@
+"""Settlement against PostgreSQL: gather a period's inputs, keep drafts, close periods,
+return closed statements unchanged, and verify a statement against the ledger."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import yaml
+from sqlalchemy import Connection, Engine, text
+
+from govops import settings
+from govops.settlement import rules
+from govops.settlement.catalog import CATALOG_FILE, CONTRACT_FILE, parse_contract
+from govops.settlement.engine import compute_statement, content_hash
+
+
+class SettlementError(ValueError):
+    code = "SETTLEMENT_REFUSED"
+
+    def __str__(self) -> str:
+        return f"{self.code}: {super().__str__()}"
+
+
+class PeriodClosed(SettlementError):
+    code = "PERIOD_CLOSED"
+
+
+def _terms() -> tuple[dict[str, Any], dict[str, Any]]:
+    root = settings.repo_root()
+    return (
+        yaml.safe_load((root / CATALOG_FILE).read_text(encoding="utf-8")),
+        yaml.safe_load((root / CONTRACT_FILE).read_text(encoding="utf-8")),
+    )
+
+
+def add_period(conn: Connection, period_id: str, kind: str, start: date, end: date) -> None:
+    conn.execute(
+        text("INSERT INTO govops.settlement_period (id, kind, start_date, end_date) VALUES (:id, :k, :s, :e)"),
+        {"id": period_id, "k": kind, "s": start, "e": end},
+    )
+
+
+def record_assessment(conn: Connection, period_id: str, service_quality: Decimal, satisfaction: Decimal) -> None:
+    conn.execute(
+        text("UPDATE govops.settlement_period SET service_quality = :q, satisfaction = :s WHERE id = :id"),
+        {"id": period_id, "q": service_quality, "s": satisfaction},
+    )
+
+
+def add_penalty(
+    conn: Connection, period_id: str, incident_type: str, event_order_id: str | None = None, note: str = ""
+) -> Decimal:
+    """A seed-000 incident penalty, at the contract's fixed amount for its type."""
+    contract = parse_contract(_terms()[1])
+    if incident_type not in contract.penalties:
+        raise SettlementError(f"unknown incident type {incident_type!r}; known: {', '.join(contract.penalties)}")
+    amount = contract.penalties[incident_type]
+    conn.execute(
+        text(
+            """INSERT INTO govops.period_penalty (period_id, incident_type, event_order_id, amount, note)
+               VALUES (:p, :t, :e, :a, :n)"""
+        ),
+        {"p": period_id, "t": incident_type, "e": event_order_id, "a": amount, "n": note},
+    )
+    return amount
+
+
+_USAGE = """
+    SELECT w.id, w.service_item_code, w.unit, w.order_date, w.difficulty, w.cap, w.service_order_id,
+           coalesce(u.quantity, 0) AS raw_quantity, coalesce(u.events, 0) AS event_count, u.last_id
+      FROM govops.work_order w
+      LEFT JOIN (
+            SELECT coalesce(e.work_order_id, a.work_order_id) AS work_order_id, e.service_item_code, e.unit,
+                   sum(e.quantity) AS quantity, count(*) AS events, max(e.id) AS last_id
+              FROM govops.usage_event e
+              LEFT JOIN govops.usage_assignment a ON a.usage_event_id = e.id
+             WHERE coalesce(e.work_order_id, a.work_order_id) = ANY(:ids)
+             GROUP BY 1, 2, 3
+           ) u ON u.work_order_id = w.id AND u.service_item_code = w.service_item_code AND u.unit = w.unit
+     WHERE w.service_order_id = ANY(:sos)
+"""
+
+
+def _work_order_usage(conn: Connection, service_order_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    if not service_order_ids:
+        return {}
+    wo_ids = conn.execute(
+        text("SELECT id FROM govops.work_order WHERE service_order_id = ANY(:sos)"), {"sos": service_order_ids}
+    ).scalars().all()
+    out: dict[str, list[dict[str, Any]]] = {so: [] for so in service_order_ids}
+    for r in conn.execute(text(_USAGE), {"ids": list(wo_ids), "sos": service_order_ids}).mappings():
+        out[r["service_order_id"]].append(
+            {
+                "id": r["id"], "service_item_code": r["service_item_code"], "unit": r["unit"],
+                "order_date": r["order_date"].isoformat(), "difficulty": str(r["difficulty"]),
+                "cap": None if r["cap"] is None else str(r["cap"]),
+                "raw_quantity": int(r["raw_quantity"]), "event_count": int(r["event_count"]),
+                "last_usage_event_id": r["last_id"],
+            }
+        )  # fmt: skip
+    return out
+
+
+def _score(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def gather_inputs(conn: Connection, period: Any) -> dict[str, Any]:
+    catalog_raw, contract_raw = _terms()
+    contract = parse_contract(contract_raw)
+    if period.service_quality is None or period.satisfaction is None:
+        raise SettlementError(f"period {period.id}: record the assessment (service quality, satisfaction) first")
+    earlier_open = conn.execute(
+        text("SELECT id FROM govops.settlement_period WHERE state = 'open' AND start_date < :s ORDER BY start_date"),
+        {"s": period.start_date},
+    ).scalars().all()
+    if earlier_open:
+        raise SettlementError(f"period {period.id}: settle and close earlier period(s) {', '.join(earlier_open)} first")
+
+    closed = conn.execute(
+        text(
+            """SELECT s.period_id, s.statement FROM govops.settlement_statement s
+               JOIN govops.settlement_period p ON p.id = s.period_id
+               WHERE s.state = 'closed' AND p.end_date < :s ORDER BY p.end_date"""
+        ),
+        {"s": period.start_date},
+    ).all()
+    carry = {"shortfall_in": "0.00", "prepayment_remaining": str(rules.prepayment(contract))}
+    billed: dict[str, dict[str, Any]] = {}
+    for row in closed:
+        statement = row.statement
+        carry = {
+            "shortfall_in": statement["totals"]["shortfall_out"],
+            "prepayment_remaining": statement["totals"]["prepayment_remaining"],
+        }
+        for line in statement["lines"]:
+            if line["kind"] == "service_order":
+                billed[line["service_order_id"]] = {
+                    "service_order_id": line["service_order_id"],
+                    "billed_in": row.period_id,
+                    "billed_total": line["amount"],
+                    "coefficient": line["coefficient"],
+                    "work_orders": [
+                        {k: w[k] for k in ("work_order_id", "catalog_version", "difficulty", "cap")}
+                        for w in line["work_orders"]
+                    ],
+                }
+            elif line["kind"] == "adjustment":
+                prior = billed[line["service_order_id"]]
+                prior["billed_total"] = str(Decimal(prior["billed_total"]) + Decimal(line["amount"]))
+
+    to_bill = conn.execute(
+        text(
+            """SELECT id, quality_score, rework_score, accepted_on FROM govops.service_order
+               WHERE state = 'accepted' AND accepted_on <= :e AND NOT (id = ANY(:billed)) ORDER BY id"""
+        ),
+        {"e": period.end_date, "billed": list(billed)},
+    ).all()
+    usage = _work_order_usage(conn, [r.id for r in to_bill] + list(billed))
+    service_orders = [
+        {"id": r.id, "quality_score": _score(r.quality_score), "rework_score": _score(r.rework_score),
+         "accepted_on": r.accepted_on.isoformat(), "work_orders": usage[r.id]}
+        for r in to_bill
+    ]  # fmt: skip
+    prior = [{**p, "usage": usage[so]} for so, p in billed.items()]
+    penalties = [
+        {"incident_type": r.incident_type, "event_order_id": r.event_order_id, "amount": str(r.amount),
+         "note": r.note or ""}
+        for r in conn.execute(
+            text("SELECT * FROM govops.period_penalty WHERE period_id = :p ORDER BY id"), {"p": period.id}
+        )
+    ]  # fmt: skip
+    unassigned = [
+        {"service_item_code": r.service_item_code, "unit": r.unit, "events": int(r.events), "quantity": int(r.quantity)}
+        for r in conn.execute(
+            text(
+                """SELECT service_item_code, unit, count(*) AS events, sum(quantity) AS quantity
+                   FROM govops.unassigned_usage_v1 WHERE period <= :e GROUP BY 1, 2 ORDER BY 1, 2"""
+            ),
+            {"e": period.end_date},
+        )
+    ]
+    return {
+        "period": {"id": period.id, "kind": period.kind, "start_date": period.start_date.isoformat(),
+                   "end_date": period.end_date.isoformat()},
+        "assessment": {"service_quality": str(period.service_quality), "satisfaction": str(period.satisfaction)},
+        "carry": carry,
+        "service_orders": service_orders,
+        "prior": prior,
+        "penalties": penalties,
+        "unassigned": unassigned,
+        "catalog": catalog_raw,
+        "contract": contract_raw,
+    }  # fmt: skip
+
+
+def _period(conn: Connection, period_id: str, *, lock: bool = False) -> Any:
+    row = conn.execute(
+        text(f"SELECT * FROM govops.settlement_period WHERE id = :id{' FOR UPDATE' if lock else ''}"),
+        {"id": period_id},
+    ).first()
+    if row is None:
+        raise SettlementError(f"unknown settlement period {period_id!r}")
+    return row
+
+
+def get_statement(engine: Engine, period_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT statement, state FROM govops.settlement_statement WHERE period_id = :p"), {"p": period_id}
+        ).first()
+    return None if row is None else {**row.statement, "state": row.state}
+
+
+def settle(engine: Engine, period_id: str, *, force: bool = False) -> dict[str, Any]:
+    """R10: an open period's draft is recomputed and replaced; a closed period's statement is
+    returned as stored; forcing a recompute of a closed period raises PERIOD_CLOSED."""
+    with engine.begin() as conn:
+        period = _period(conn, period_id, lock=True)
+        if period.state == "closed":
+            if force:
+                raise PeriodClosed(f"period {period_id} is closed; its statement cannot be recomputed")
+            row = conn.execute(
+                text("SELECT statement FROM govops.settlement_statement WHERE period_id = :p"), {"p": period_id}
+            ).one()
+            return {**row.statement, "state": "closed"}
+        inputs = gather_inputs(conn, period)
+        statement = compute_statement(inputs)
+        conn.execute(
+            text(
+                """INSERT INTO govops.settlement_statement (period_id, state, content_hash, statement, inputs)
+                   VALUES (:p, 'draft', :h, CAST(:s AS jsonb), CAST(:i AS jsonb))
+                   ON CONFLICT (period_id) DO UPDATE SET content_hash = EXCLUDED.content_hash,
+                       statement = EXCLUDED.statement, inputs = EXCLUDED.inputs, computed_at = now()"""
+            ),
+            {"p": period_id, "h": statement["content_hash"], "s": json.dumps(statement, ensure_ascii=False),
+             "i": json.dumps(inputs, ensure_ascii=False, default=str)},
+        )  # fmt: skip
+    return {**statement, "state": "draft"}
+
+
+def close(engine: Engine, period_id: str) -> dict[str, Any]:
+    """Settle the period one last time and close it: from now on it never changes."""
+    statement = settle(engine, period_id)
+    if statement["state"] == "closed":
+        raise PeriodClosed(f"period {period_id} is already closed")
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE govops.settlement_statement SET state = 'closed' WHERE period_id = :p AND content_hash = :h"),
+            {"p": period_id, "h": statement["content_hash"]},
+        )
+        conn.execute(
+            text("UPDATE govops.settlement_period SET state = 'closed', closed_at = now() WHERE id = :p"),
+            {"p": period_id},
+        )
+    return {**statement, "state": "closed"}
+
+
+@dataclass(frozen=True)
+class Verification:
+    period_id: str
+    stored_hash: str
+    recomputed_hash: str
+    ledger_mismatches: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.stored_hash == self.recomputed_hash and not self.ledger_mismatches
+
+
+def verify(engine: Engine, period_id: str) -> Verification:
+    """Recompute a stored statement from its stored inputs, and check every quantity in those
+    inputs against the ledger rows behind it (the events up to the recorded last id)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT statement, inputs FROM govops.settlement_statement WHERE period_id = :p"), {"p": period_id}
+        ).first()
+        if row is None:
+            raise SettlementError(f"period {period_id} has no statement")
+        recomputed = compute_statement(row.inputs)
+        mismatches = []
+        work_orders = [w for so in row.inputs["service_orders"] for w in so["work_orders"]]
+        work_orders += [w for p in row.inputs["prior"] for w in p["usage"]]
+        for wo in work_orders:
+            found = conn.execute(
+                text(
+                    """SELECT count(*) AS n, coalesce(sum(e.quantity), 0) AS q FROM govops.usage_event e
+                       LEFT JOIN govops.usage_assignment a ON a.usage_event_id = e.id
+                       WHERE coalesce(e.work_order_id, a.work_order_id) = :wo AND e.unit = :unit
+                         AND e.service_item_code = :item AND e.id <= :last"""
+                ),
+                {"wo": wo["id"], "unit": wo["unit"], "item": wo["service_item_code"],
+                 "last": wo["last_usage_event_id"] or 0},
+            ).one()  # fmt: skip
+            if (int(found.n), int(found.q)) != (wo["event_count"], wo["raw_quantity"]):
+                mismatches.append(
+                    f"work order {wo['id']}: statement has {wo['event_count']} events / {wo['raw_quantity']} "
+                    f"units, the ledger has {found.n} / {found.q}"
+                )
+    stored = row.statement["content_hash"]
+    body = {k: v for k, v in row.statement.items() if k != "content_hash"}
+    if content_hash(body) != stored:
+        mismatches.append(f"the stored statement no longer matches its own hash {stored}")
+    return Verification(period_id, stored, recomputed["content_hash"], mismatches)
