@@ -43,6 +43,26 @@ def ledger_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def fresh_ledger() -> Iterator[Engine]:
+    """A database of its own for one test (settlement periods may not overlap)."""
+    from govops.ledger.migrate import upgrade
+
+    server = make_url(_server_url())
+    name = f"govops_fresh_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    engine = create_engine(url)
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Engine]:
     engine = create_engine(ledger_url)
     yield engine

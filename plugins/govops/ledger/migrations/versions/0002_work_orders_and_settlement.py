@@ -140,10 +140,15 @@ def upgrade() -> None:
             IF TG_OP = 'UPDATE' AND NEW.period_id <> OLD.period_id THEN
                 pid := OLD.period_id;
             END IF;
-            IF EXISTS (SELECT 1 FROM {S}.settlement_period WHERE id = pid AND state = 'closed')
-               OR (TG_TABLE_NAME = 'settlement_statement' AND TG_OP <> 'INSERT' AND OLD.state = 'closed') THEN
+            IF EXISTS (SELECT 1 FROM {S}.settlement_period WHERE id = pid AND state = 'closed') THEN
                 RAISE EXCEPTION 'PERIOD_CLOSED: settlement period % is closed', pid
                     USING ERRCODE = 'integrity_constraint_violation';
+            END IF;
+            IF TG_TABLE_NAME = 'settlement_statement' AND TG_OP <> 'INSERT' THEN
+                IF OLD.state = 'closed' THEN
+                    RAISE EXCEPTION 'PERIOD_CLOSED: the statement of period % is closed', pid
+                        USING ERRCODE = 'integrity_constraint_violation';
+                END IF;
             END IF;
             RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
         END $$;
