@@ -11,6 +11,8 @@ param.
 * **Source**: connection `frontdb_default`. **Ledger**: connection `govops_db`.
 * **Outputs**: `<lake>/raw/frontdb/<schema>/<table>` (Parquet, swapped in atomically),
   a manifest per table under `<lake>/_manifests/`, rows in `govops.usage_event`.
+* **Work order**: the run is refused unless the work order exists, is approved (or in
+  progress / rework) and is for item 04 in tables.
 * **On failure**: retried twice; every failed attempt is recorded in `govops.task_failure`.
   Re-running the DAG run (clear) never double-counts usage.
 
@@ -61,7 +63,11 @@ def _dataset(table: str) -> str:
 def svc04_batch_extraction_demo() -> None:
     @task
     def plan(params: dict | None = None) -> list[dict]:
-        """One mapped extraction per selected source table."""
+        """Refuse a work order that is unknown, not approved or for another item; then one
+        mapped extraction per selected source table."""
+        from govops.settlement.workorders import require_runnable
+
+        require_runnable(params["work_order_id"], "04", "table")
         by_name = {s["table"]: s for s in SOURCE_TABLES}
         unknown = sorted(set(params["tables"]) - set(by_name))
         if unknown:

@@ -48,6 +48,7 @@ def demo(args: argparse.Namespace) -> int:
         print(f"    {table}: {rows} rows")
 
     logical_date = datetime.fromisoformat(args.logical_date).replace(tzinfo=UTC)
+    _ensure_work_order(args.work_order, logical_date)
     print(f"2/3 running DAG {DEMO_DAG} (work order {args.work_order}, logical date {logical_date:%Y-%m-%d})")
     result = run_dag(DEMO_DAG, conf={"work_order_id": args.work_order}, logical_date=logical_date)
     for task_id, state in sorted(result.task_states.items()):
@@ -68,6 +69,19 @@ def demo(args: argparse.Namespace) -> int:
         )
     print(f"run id {result.run_id}: re-running the same logical date re-runs this run and meters nothing twice")
     return 0
+
+
+def _ensure_work_order(work_order_id: str, when: datetime) -> None:
+    """The demo meters against an approved work order: create it the first time."""
+    from sqlalchemy import create_engine
+
+    from govops.settlement.workorders import ensure_demo_work_order
+
+    engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+    try:
+        ensure_demo_work_order(engine, work_order_id, on=when.date())
+    finally:
+        engine.dispose()
 
 
 def _redacted_ledger_url() -> str:

@@ -57,7 +57,7 @@ def record_failure(context: Any) -> None:
                         map_index=ti.map_index if ti.map_index is not None else -1,
                         try_number=ti.try_number,
                         work_order_id=params.get("work_order_id"),
-                        error=repr(context.get("exception"))[:4000],
+                        error=_describe(context.get("exception"))[:4000],
                         final=ti.try_number > ti.max_tries if ti.max_tries is not None else True,
                         log_url=getattr(ti, "log_url", None),
                     )
@@ -66,6 +66,10 @@ def record_failure(context: Any) -> None:
             engine.dispose()
     except Exception:
         log.exception("could not record the failure of %s", context.get("ti"))
+
+
+def _describe(exception: BaseException | None) -> str:
+    return "" if exception is None else f"{type(exception).__name__}: {exception}"
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:

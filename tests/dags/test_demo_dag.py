@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from govops.dag_runs import run_dag
 from govops.sample_data import load_sample
+from govops.settlement.workorders import ensure_demo_work_order
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 DAG_ID = "svc04_batch_extraction_demo"
@@ -37,8 +38,15 @@ def usage(ledger_url: str, run_id: str) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
+def work_order(ledger_url: str, work_order_id: str) -> None:
+    engine = create_engine(ledger_url)
+    ensure_demo_work_order(engine, work_order_id, on=date(2026, 6, 1))
+    engine.dispose()
+
+
 def test_demo_extracts_every_table_and_meters_each_once(isolated_env: Path, ledger_url: str, source_rows) -> None:
     when = datetime(2026, 6, 1, tzinfo=UTC)
+    work_order(ledger_url, "WO-TEST-1")
     first = run_dag(DAG_ID, conf={"work_order_id": "WO-TEST-1"}, logical_date=when)
     assert first.state == "success", first.task_states
     assert sorted(first.task_states) == [
@@ -67,6 +75,7 @@ def test_demo_extracts_every_table_and_meters_each_once(isolated_env: Path, ledg
 def test_failed_attempts_are_recorded_and_meter_nothing(
     isolated_env: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    work_order(ledger_url, "WO-TEST-2")
     # The ledger database has no source tables: every attempt of the extraction fails.
     monkeypatch.setenv("GOVOPS_SOURCE_DATABASE_URL", ledger_url)
     monkeypatch.setenv("AIRFLOW_CONN_FRONTDB_DEFAULT", ledger_url)
@@ -89,4 +98,21 @@ def test_failed_attempts_are_recorded_and_meter_nothing(
         ).all()
     engine.dispose()
     assert [tuple(f) for f in failures] == [(1, False, "WO-TEST-2"), (2, False, "WO-TEST-2"), (3, True, "WO-TEST-2")]
+    assert usage(ledger_url, result.run_id) == []
+
+
+def test_a_run_against_an_unknown_work_order_is_refused(
+    isolated_env: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOVOPS_RETRY_DELAY_SECONDS", "0")
+    result = run_dag(DAG_ID, conf={"work_order_id": "WO-NOBODY"}, logical_date=datetime(2026, 6, 3, tzinfo=UTC))
+    assert result.state == "failed" and result.task_states["plan"] == "failed"
+    engine = create_engine(ledger_url)
+    with engine.connect() as conn:
+        errors = conn.execute(
+            text("SELECT error FROM govops.task_failure WHERE run_id = :r AND task_id = 'plan' AND final"),
+            {"r": result.run_id},
+        ).scalars().all()
+    engine.dispose()
+    assert len(errors) == 1 and "WORK_ORDER_REFUSED: work order 'WO-NOBODY' is unknown" in errors[0]
     assert usage(ledger_url, result.run_id) == []

@@ -207,3 +207,38 @@ def assign_usage(conn: Connection, usage_event_ids: list[int], work_order_id: st
         {"ids": usage_event_ids, "wo": work_order_id, "by": assigned_by},
     )
     return len(rows)
+
+
+def require_runnable(work_order_id: str, service_item_code: str, unit: str | None = None) -> None:
+    """check_runnable against the configured ledger database (for a DAG's first task)."""
+    from sqlalchemy import create_engine
+
+    from govops import settings
+
+    engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+    try:
+        check_runnable(engine, work_order_id, service_item_code, unit)
+    finally:
+        engine.dispose()
+
+
+def ensure_demo_work_order(engine: Engine, work_order_id: str, service_item_code: str = "04", *, on: date) -> None:
+    """An approved work order (and its service order) for the demo and the tests; idempotent."""
+    from govops.settlement.catalog import load_catalog
+
+    with engine.begin() as conn:
+        if conn.execute(text("SELECT 1 FROM govops.work_order WHERE id = :id"), {"id": work_order_id}).first():
+            return
+        so_id = f"SO-{work_order_id}"
+        create_service_order(
+            conn, ServiceOrder(id=so_id, name="演示：前置库批数据抽取", category="数据治理",
+                               requesting_department="区大数据中心", objectives="将样例前置库数据抽取入湖"),
+        )  # fmt: skip
+        create_work_order(
+            conn,
+            WorkOrder(id=work_order_id, service_order_id=so_id, service_item_code=service_item_code, order_date=on,
+                      deliverables=[{"name": "入湖数据表", "unit": "张", "quantity": 3}]),
+            load_catalog(),
+        )  # fmt: skip
+        set_service_order_state(conn, so_id, "approved")
+        set_work_order_state(conn, work_order_id, "approved")
