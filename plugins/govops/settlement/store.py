@@ -306,3 +306,15 @@ def verify(engine: Engine, period_id: str) -> Verification:
     if content_hash(body) != stored:
         mismatches.append(f"the stored statement no longer matches its own hash {stored}")
     return Verification(period_id, stored, recomputed["content_hash"], mismatches)
+
+
+def period_containing(engine: Engine, kind: str, day: date) -> str:
+    """The id of the period of ``kind`` that contains ``day`` (for scheduled settlement runs)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT id FROM govops.settlement_period WHERE kind = :k AND :d BETWEEN start_date AND end_date"),
+            {"k": kind, "d": day},
+        ).scalar()
+    if found is None:
+        raise SettlementError(f"no {kind} settlement period contains {day}: add it with add-period")
+    return found
