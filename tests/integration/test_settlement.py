@@ -32,7 +32,10 @@ def usage(engine: Engine, run: str, wo: str | None, item: str, unit: str, quanti
 
 
 def order(conn, so: str, wos: list[tuple[str, str, str, str]]) -> None:
-    workorders.create_service_order(conn, workorders.ServiceOrder(id=so, name=f"服务单 {so}"))
+    if not conn.execute(text("SELECT 1 FROM govops.service_task WHERE id = 'T-1'")).first():
+        workorders.create_plan(conn, "PLAN-2025", "2025年度运营服务任务计划", 2025)
+        workorders.create_task(conn, "T-1", "PLAN-2025", "数据治理", "治理类")
+    workorders.create_service_order(conn, workorders.ServiceOrder(id=so, name=f"服务单 {so}", task_id="T-1"))
     for wo_id, item, unit, difficulty in wos:
         workorders.create_work_order(
             conn,
@@ -120,7 +123,8 @@ def test_late_usage_rework_penalty_and_carry_over(contract_setup: Engine) -> Non
     usage(e, "r7", "WO-1", "01", "record", 500_000, datetime(2025, 5, 3, tzinfo=UTC))
     with e.begin() as conn:
         workorders.rescore_rework(conn, "SO-2", D("65"))
-        assert store.add_penalty(conn, "2025-P3", "data_loss") == D("200000.00")
+        workorders.open_event_order(conn, "EV-1", "抽取结果丢失", date(2025, 5, 9), incident_type="data_loss")
+        assert store.add_penalty(conn, "2025-P3", "data_loss", event_order_id="EV-1") == D("200000.00")
     s = store.settle(e, "2025-P3")
     lines = {x["kind"]: x for x in s["lines"]}
     adj = lines["adjustment"]

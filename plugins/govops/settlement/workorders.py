@@ -64,6 +64,36 @@ class WorkOrder:
     deliverables: list[dict[str, Any]] = field(default_factory=list)
 
 
+def create_plan(conn: Connection, plan_id: str, name: str, year: int, description: str = "") -> None:
+    """A service task plan (服务任务计划): the year's tasks."""
+    conn.execute(
+        text("INSERT INTO govops.service_task_plan (id, name, year, description) VALUES (:id, :n, :y, :d)"),
+        {"id": plan_id, "n": name, "y": year, "d": description},
+    )
+
+
+def create_task(conn: Connection, task_id: str, plan_id: str, name: str, category: str = "") -> None:
+    """A service task (服务任务) of a plan; service orders are issued under it."""
+    conn.execute(
+        text("INSERT INTO govops.service_task (id, plan_id, name, category) VALUES (:id, :p, :n, :c)"),
+        {"id": task_id, "p": plan_id, "n": name, "c": category},
+    )
+
+
+def open_event_order(
+    conn: Connection, event_order_id: str, title: str, occurred_on: date, *, incident_type: str | None = None,
+    description: str = "", work_order_id: str | None = None,
+) -> None:
+    """An event order (事件单) for an emergency; evaluated afterwards, may carry a penalty."""
+    conn.execute(
+        text(
+            """INSERT INTO govops.event_order (id, title, incident_type, occurred_on, description, work_order_id)
+               VALUES (:id, :t, :i, :o, :d, :w)"""
+        ),
+        {"id": event_order_id, "t": title, "i": incident_type, "o": occurred_on, "d": description, "w": work_order_id},
+    )  # fmt: skip
+
+
 def create_service_order(conn: Connection, order: ServiceOrder) -> None:
     conn.execute(
         text(
