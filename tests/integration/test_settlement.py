@@ -215,3 +215,19 @@ def test_exports_and_evidence(contract_setup: Engine, tmp_path: Path) -> None:
     assert [r["quantity"] for r in pack["usage_events"]] == [3_500_000]
     assert pack["runs"] == ["settle_test/r1"]
     assert pack["recomputed"]["amount"] == "16000.00"
+
+
+def test_the_command_line(contract_setup: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from govops.settlement.__main__ import main
+
+    monkeypatch.setenv("GOVOPS_DATABASE_URL", contract_setup.url.render_as_string(hide_password=False))
+    assert main(["penalty", "2025-P2", "--type", "no_such_incident"]) == 2
+    assert "unknown incident type 'no_such_incident'" in capsys.readouterr().err
+    assert main(["close", "2025-P2"]) == 0
+    assert '"payable": "0.00"' in capsys.readouterr().out
+    assert main(["settle", "2025-P2", "--force"]) == 2
+    assert "PERIOD_CLOSED" in capsys.readouterr().err
+    assert main(["export", "2025-P2", "--format", "xlsx", "--out", str(tmp_path / "p2.xlsx")]) == 0
+    assert (tmp_path / "p2.xlsx").stat().st_size > 0
+    assert main(["verify", "2025-P2"]) == 0
+    assert capsys.readouterr().out.strip().endswith("OK")
