@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import create_engine, text
 
+from govops.ledger.usage import TaskRef, meter_manifest
 from govops.spark import manifest as manifests
 
 from . import spark_submit
@@ -84,7 +85,9 @@ def test_extract_writes_reconciled_output_and_manifest(tmp_path: Path, source_ta
     assert published_rows(tmp_path) == ROWS
 
 
-def test_killed_run_leaves_the_published_dataset_whole(tmp_path: Path, source_table: str, source_url: str) -> None:
+def test_killed_run_leaves_the_published_dataset_whole(
+    tmp_path: Path, source_table: str, source_url: str, ledger
+) -> None:
     first = spark_submit.run("batch_extract", job_args(tmp_path, "run-old"), jdbc_url=source_url)
     assert first.returncode == 0, first.stderr[-3000:]
     marker = tmp_path / "raw/frontdb/jobtest/people/_GOVOPS_COMMIT.json"
@@ -113,3 +116,14 @@ def test_killed_run_leaves_the_published_dataset_whole(tmp_path: Path, source_ta
     assert '"run_id": "run-killed"' in marker.read_text()
     assert published_rows(tmp_path) == ROWS
     assert not staging.exists()
+
+    # Metering the retry's manifest, and again as a later retry would: one ledger row.
+    manifest = manifests.read(str(args["manifest"]))
+    for try_number in (2, 3):
+        task = TaskRef("jobtest", "run-killed", "extract", -1, try_number=try_number)
+        meter_manifest(ledger, manifest, task, work_order_id="WO-T", manifest_uri=str(args["manifest"]))
+    with ledger.connect() as conn:
+        rows = conn.execute(
+            text("SELECT quantity, records FROM govops.usage_event WHERE run_id = 'run-killed'")
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, ROWS)]

@@ -95,13 +95,38 @@ def migrate_airflow_db(full_env: dict[str, str]) -> None:
     marker.write_text(stamp)
 
 
+def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
+    """On the embedded server only: the sample front-end tables and the demo work order, so
+    `airflow dags test` and the UI's trigger button work before `./dev demo` ever ran."""
+    from datetime import date
+
+    from sqlalchemy import create_engine, text
+
+    from govops.settlement.workorders import ensure_demo_work_order
+
+    source = create_engine(source_url)
+    with source.connect() as conn:
+        loaded = conn.execute(text("SELECT to_regclass('public_security.persons')")).scalar()
+    source.dispose()
+    if loaded is None:
+        from govops.sample_data import load_sample
+
+        load_sample(source_url)
+    ledger = create_engine(ledger_url)
+    ensure_demo_work_order(ledger, "WO-DEMO-0001", on=date.today())
+    ledger.dispose()
+
+
 def main() -> None:
     env = compute_environment(dict(os.environ))
     full_env = {**os.environ, **env}
     migrate_airflow_db(full_env)
     from govops.ledger.migrate import upgrade
 
-    upgrade(full_env.get("GOVOPS_DATABASE_URL") or full_env[_airflow_conn_env(settings.LEDGER_CONN_ID)])
+    ledger_url = full_env.get("GOVOPS_DATABASE_URL") or full_env[_airflow_conn_env(settings.LEDGER_CONN_ID)]
+    upgrade(ledger_url)
+    if "GOVOPS_DATABASE_URL" in env and "GOVOPS_SOURCE_DATABASE_URL" in env:  # both embedded
+        ensure_dev_fixtures(env["GOVOPS_DATABASE_URL"], env["GOVOPS_SOURCE_DATABASE_URL"])
     for key, value in sorted(env.items()):
         print(f"export {key}={shlex.quote(value)}")
 
