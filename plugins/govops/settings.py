@@ -42,6 +42,11 @@ def lake_root() -> str:
     return root.rstrip("/")
 
 
+def landing_root() -> str:
+    """Root URI of the landing area where front-end machines drop files (relative spec paths)."""
+    return (os.environ.get("GOVOPS_LANDING_ROOT") or (home() / "landing").as_uri()).rstrip("/")
+
+
 def spark_jobs_dir() -> Path:
     return Path(os.environ.get("GOVOPS_SPARK_JOBS_DIR", repo_root() / "spark_jobs")).resolve()
 

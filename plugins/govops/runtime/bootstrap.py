@@ -96,8 +96,9 @@ def migrate_airflow_db(full_env: dict[str, str]) -> None:
 
 
 def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
-    """On the embedded server only: the sample front-end tables and the demo work order, so
-    `airflow dags test` and the UI's trigger button work before `./dev demo` ever ran."""
+    """On the embedded server only: the sample front-end tables, the sample files in the
+    landing area and the demo work orders, so `airflow dags test` and the UI's trigger
+    button work before `./dev demo` ever ran."""
     from datetime import date
 
     from sqlalchemy import create_engine, text
@@ -114,7 +115,13 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         load_sample(source_url)
     ledger = create_engine(ledger_url)
     ensure_demo_work_order(ledger, "WO-DEMO-0001", on=date.today())
+    ensure_demo_work_order(ledger, "WO-DEMO-COLLECT", "01", on=date.today())
     ledger.dispose()
+    landing = settings.home() / "landing"
+    if not (landing / "sample_report.json").exists():
+        from govops.sample_data import SampleConfig, generate
+
+        generate(SampleConfig(), landing)
 
 
 def main() -> None:

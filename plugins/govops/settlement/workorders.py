@@ -261,13 +261,13 @@ def ensure_demo_work_order(engine: Engine, work_order_id: str, service_item_code
             return
         so_id = f"SO-{work_order_id}"
         create_service_order(
-            conn, ServiceOrder(id=so_id, name="演示：前置库批数据抽取", category="数据治理",
-                               requesting_department="区大数据中心", objectives="将样例前置库数据抽取入湖"),
+            conn, ServiceOrder(id=so_id, name=f"演示：{SERVICE_ITEMS[service_item_code].name_zh}", category="数据治理",
+                               requesting_department="区大数据中心", objectives="将样例数据抽取入湖"),
         )  # fmt: skip
         create_work_order(
             conn,
             WorkOrder(id=work_order_id, service_order_id=so_id, service_item_code=service_item_code, order_date=on,
-                      deliverables=[{"name": "入湖数据表", "unit": "张", "quantity": 3}]),
+                      deliverables=[{"name": "入湖数据", "unit": SERVICE_ITEMS[service_item_code].units[0]}]),
             load_catalog(),
         )  # fmt: skip
         set_service_order_state(conn, so_id, "approved")

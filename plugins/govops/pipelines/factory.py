@@ -1,0 +1,188 @@
+"""Turn a pipeline spec into a DAG: prepare -> extract (Spark) -> commit.
+
+prepare refuses a bad work order, records the source in the inventory, removes load
+partitions of runs that never committed, and hands the committed watermark to the job.
+commit writes the run log and advances the watermark, in one transaction, after the job
+published its output and metered it. Nothing here touches a database at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from govops import settings
+from govops.dag_policy import default_args, service_tags
+from govops.operators import SparkJobOperator
+from govops.pipelines.spec import PipelineSpec
+
+
+def _engine():  # -> sqlalchemy.Engine
+    from sqlalchemy import create_engine
+
+    return create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+
+
+def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    from govops.settlement.workorders import require_runnable
+
+    unit = "table" if spec.service_item == "04" else "record"
+    require_runnable(work_order_id, spec.service_item, unit)
+    source = spec.source
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    """INSERT INTO govops.extraction_inventory (pipeline, description, service_item_code, department,
+                           source_kind, database_type, database_name, source_object, frequency, mode, target_dataset)
+                       VALUES (:p, :d, :i, :dep, :k, :dt, :dn, :o, :f, :m, :t)
+                       ON CONFLICT (pipeline) DO UPDATE SET description = EXCLUDED.description,
+                           service_item_code = EXCLUDED.service_item_code, department = EXCLUDED.department,
+                           source_kind = EXCLUDED.source_kind, database_type = EXCLUDED.database_type,
+                           database_name = EXCLUDED.database_name, source_object = EXCLUDED.source_object,
+                           frequency = EXCLUDED.frequency, mode = EXCLUDED.mode,
+                           target_dataset = EXCLUDED.target_dataset, updated_at = now()"""
+                ),
+                {
+                    "p": spec.pipeline, "d": spec.description, "i": spec.service_item, "dep": spec.department,
+                    "k": source.kind, "dt": "PostgreSQL" if source.kind == "jdbc" else "file",
+                    "dn": source.connection if source.kind == "jdbc" else None,
+                    "o": (source.table or source.query) if source.kind == "jdbc" else source.path,
+                    "f": spec.schedule or "manual", "m": spec.mode, "t": spec.target.dataset,
+                },
+            )  # fmt: skip
+            state = conn.execute(
+                text("SELECT watermark, first_run_id, loads FROM govops.extraction_state WHERE pipeline = :p"),
+                {"p": spec.pipeline},
+            ).first()
+            committed = conn.execute(
+                text("SELECT run_id, dag_id FROM govops.extraction_run WHERE pipeline = :p"), {"p": spec.pipeline}
+            ).all()
+    finally:
+        engine.dispose()
+    if spec.mode == "incremental":
+        _remove_uncommitted_loads(spec, {r.run_id for r in committed} | {run_id})
+    return {
+        "watermark_from": state.watermark if state else None,
+        "first_load": state is None or state.loads == 0 or state.first_run_id == run_id,
+    }
+
+
+def _remove_uncommitted_loads(spec: PipelineSpec, keep_runs: set[str]) -> list[str]:
+    """A load partition whose run never committed would duplicate the rows the next load
+    reads again: remove it before loading."""
+    from pyarrow import fs as pafs
+
+    from govops.spark.manifest import _safe
+
+    root = f"{settings.lake_root()}/{spec.target.zone}/{spec.target.dataset}"
+    filesystem, path = pafs.FileSystem.from_uri(root)
+    if filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+        return []
+    keep = {_safe(r) for r in keep_runs}
+    removed = []
+    for info in filesystem.get_file_info(pafs.FileSelector(path)):
+        name = info.base_name
+        uncommitted = name.startswith("load=") and name[len("load=") :] not in keep
+        if info.type == pafs.FileType.Directory and uncommitted:
+            filesystem.delete_dir(info.path)
+            removed.append(name)
+    return removed
+
+
+def commit(spec: PipelineSpec, manifest: dict[str, Any], watermark_from: str | None) -> dict[str, Any]:
+    import json
+
+    from sqlalchemy import text
+
+    output, rejects = manifest["outputs"][0], manifest["outputs"][1]
+    counts, run = manifest["counts"], manifest["run"]
+    new_mark = output.get("watermark") or watermark_from
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    """INSERT INTO govops.extraction_run (pipeline, dag_id, run_id, status, target_uri, rejects_uri,
+                           read, written, rejected, rejected_by_reason, watermark_from, watermark_to, manifest_uri)
+                       VALUES (:p, :dag, :run, 'committed', :t, :r, :read, :w, :rej, CAST(:why AS jsonb), :wf, :wt, :m)
+                       ON CONFLICT (pipeline, dag_id, run_id) DO UPDATE SET target_uri = EXCLUDED.target_uri,
+                           rejects_uri = EXCLUDED.rejects_uri, read = EXCLUDED.read, written = EXCLUDED.written,
+                           rejected = EXCLUDED.rejected, rejected_by_reason = EXCLUDED.rejected_by_reason,
+                           watermark_from = EXCLUDED.watermark_from, watermark_to = EXCLUDED.watermark_to,
+                           manifest_uri = EXCLUDED.manifest_uri, finished_at = now()"""
+                ),
+                {"p": spec.pipeline, "dag": run["dag_id"], "run": run["run_id"], "t": output["uri"],
+                 "r": rejects["uri"], "read": counts["read"], "w": counts["written"], "rej": counts["rejected"],
+                 "why": json.dumps(rejects.get("reasons") or {}, ensure_ascii=False), "wf": watermark_from,
+                 "wt": new_mark, "m": manifest["manifest_uri"]},
+            )  # fmt: skip
+            conn.execute(
+                text(
+                    """INSERT INTO govops.extraction_state (pipeline, watermark, first_run_id, loads, committed_at)
+                       VALUES (:p, :w, :run, 1, now())
+                       ON CONFLICT (pipeline) DO UPDATE SET watermark = EXCLUDED.watermark,
+                           loads = (SELECT count(*) FROM govops.extraction_run WHERE pipeline = :p),
+                           committed_at = now()"""
+                ),
+                {"p": spec.pipeline, "w": new_mark, "run": run["run_id"]},
+            )
+    finally:
+        engine.dispose()
+    return {"pipeline": spec.pipeline, **counts, "watermark": new_mark}
+
+
+def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
+    what = getattr(spec.source, "table", None) or getattr(spec.source, "path", None) or "query"
+    doc = (
+        f"### {spec.pipeline}\n\n{spec.description}\n\n"
+        f"* **Source**: {spec.source.kind} `{what}`"
+        f" ({spec.department})\n* **Target**: `{spec.target.zone}/{spec.target.dataset}`, mode {spec.mode}\n"
+        f"* **Metered**: item {spec.service_item}; default work order `{spec.work_order}`\n"
+        f"* Generated from `include/pipelines/{spec.pipeline}.yaml` by `govops.pipelines.factory`."
+    )
+    with DAG(
+        dag_id=f"pipeline_{spec.pipeline}",
+        schedule=spec.schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        doc_md=doc,
+        tags=service_tags(spec.service_item),
+        default_args=default_args(owner=spec.owner),
+        params={"work_order_id": Param(spec.work_order, type="string", description="工单 to meter against")},
+    ) as dag:
+
+        @task(task_id="prepare")
+        def prepare_task(params: dict | None = None, run_id: str | None = None) -> dict:
+            return prepare(spec, params["work_order_id"], run_id)
+
+        job_args: dict[str, Any] = {
+            "spec": spec_json,
+            "watermark-from": "{{ ti.xcom_pull(task_ids='prepare')['watermark_from'] or '' }}",
+            "first-load": "{{ 'true' if ti.xcom_pull(task_ids='prepare')['first_load'] else 'false' }}",
+        }
+        if spec.source.kind != "jdbc":
+            job_args["landing-root"] = settings.landing_root()
+        extract = SparkJobOperator(
+            task_id="extract",
+            job="extract",
+            job_args=job_args,
+            jdbc_conn_id=spec.source.connection if spec.source.kind == "jdbc" else None,
+            work_order_id="{{ params.work_order_id }}",
+            department=spec.department,
+        )
+
+        @task(task_id="commit")
+        def commit_task(manifest: dict, prepared: dict) -> dict:
+            return commit(spec, manifest, prepared["watermark_from"])
+
+        prepared = prepare_task()
+        prepared >> extract
+        commit_task(extract.output, prepared)
+    return dag

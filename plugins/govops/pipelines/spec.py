@@ -1,0 +1,151 @@
+"""The pipeline spec: what a data engineer writes to add a source (include/pipelines/*.yaml).
+
+Validated with pydantic, so an error names the file and the field path at fault, e.g.
+``include/pipelines/persons.yaml: source.table: Field required``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from govops import settings
+from govops.service_items import SERVICE_ITEMS
+
+PIPELINES_DIR = "include/pipelines"
+_NAME = re.compile(r"[a-z][a-z0-9_]{2,62}")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+class SpecError(ValueError):
+    """A spec file is invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JdbcSource(_Strict):
+    kind: Literal["jdbc"]
+    connection: str = settings.SOURCE_CONN_ID
+    table: str | None = None
+    query: str | None = None
+    partition_column: str | None = None
+    num_partitions: Annotated[int, Field(ge=1, le=256)] = 4
+    fetch_size: Annotated[int, Field(ge=100)] = 10_000
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> JdbcSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        if self.table is not None and not _IDENT.fullmatch(self.table):
+            raise ValueError(f"table {self.table!r} is not schema.table")
+        return self
+
+
+class FileSource(_Strict):
+    kind: Literal["csv", "jsonl", "parquet"]
+    path: str  # a glob under the landing root, or a URI
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    header: bool = True
+    columns: dict[str, str] | None = None  # name -> Spark SQL type; required for csv/jsonl
+
+    @model_validator(mode="after")
+    def _schema_for_text(self) -> FileSource:
+        if self.kind in ("csv", "jsonl") and not self.columns:
+            raise ValueError(f"{self.kind} sources need columns: an explicit schema (name: type)")
+        return self
+
+
+class Target(_Strict):
+    dataset: Annotated[str, Field(pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)*$")]
+    zone: Literal["raw", "clean"] = "raw"
+
+
+class Watermark(_Strict):
+    column: str
+
+
+class Cleansing(_Strict):
+    trim: list[str] = []
+    required: list[str] = []  # a row missing one of these is rejected, with the reason
+    casts: dict[str, str] = {}  # column -> Spark SQL type; a value that does not cast is rejected
+    date_formats: dict[str, str] = {}  # column -> pattern, e.g. yyyy/MM/dd
+    dedupe_keys: list[str] = []
+
+
+class PipelineSpec(_Strict):
+    pipeline: str
+    description: str
+    service_item: str
+    department: str
+    work_order: str
+    schedule: str | None = None
+    source: Annotated[JdbcSource | FileSource, Field(discriminator="kind")]
+    target: Target
+    mode: Literal["full", "incremental"] = "full"
+    watermark: Watermark | None = None
+    cleansing: Cleansing = Cleansing()
+    owner: str = "govops"
+
+    @field_validator("pipeline")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError("lower-case letters, digits and _; 3-63 characters, starting with a letter")
+        return value
+
+    @field_validator("service_item")
+    @classmethod
+    def _item(cls, value: str) -> str:
+        if value not in ("01", "04"):
+            known = SERVICE_ITEMS.get(value)
+            what = f"{value} ({known.name_zh})" if known else repr(value)
+            raise ValueError(f"{what} is not an extraction item: use 01 (collection) or 04 (batch extraction)")
+        return value
+
+    @model_validator(mode="after")
+    def _watermark(self) -> PipelineSpec:
+        if self.mode == "incremental" and self.watermark is None:
+            raise ValueError("mode incremental needs watermark.column")
+        if self.mode == "full" and self.watermark is not None:
+            raise ValueError("watermark is only used with mode incremental")
+        return self
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors():
+        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after")) or "(spec)"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def load_spec(path: Path) -> PipelineSpec:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec is a mapping of fields")
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{path}: {_describe(exc)}") from exc
+    if spec.pipeline != path.stem:
+        raise SpecError(f"{path}: pipeline: {spec.pipeline!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def spec_files(folder: Path | None = None) -> list[Path]:
+    """The spec files: GOVOPS_PIPELINES_DIR (for tests and deployments), else include/pipelines."""
+    import os
+
+    folder = folder or Path(os.environ.get("GOVOPS_PIPELINES_DIR") or settings.repo_root() / PIPELINES_DIR)
+    return sorted(folder.glob("*.yaml"))

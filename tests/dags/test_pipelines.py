@@ -1,0 +1,120 @@
+"""Spec-driven pipelines under real Airflow, Spark and PostgreSQL: a bad spec is reported
+without breaking the others; incremental JDBC loads advance the watermark only on commit;
+a CSV drop is cleansed with every reject kept and counted."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import create_engine, text
+
+from govops.dag_runs import run_dag
+from govops.sample_data import SampleConfig, generate, load_sample
+from govops.settings import repo_root
+from govops.settlement.workorders import ensure_demo_work_order
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+SPECS = repo_root() / "include" / "pipelines"
+
+
+def test_a_bad_spec_is_reported_with_file_and_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    shutil.copy(SPECS / "frontdb_legal_persons.yaml", tmp_path)
+    (tmp_path / "broken_source.yaml").write_text(
+        "pipeline: broken_source\ndescription: d\nservice_item: '04'\ndepartment: x\nwork_order: W\n"
+        "source: {kind: jdbc}\ntarget: {dataset: a/b}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("GOVOPS_PIPELINES_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(repo_root() / "dags"))
+    assert bag.import_errors == {}
+    assert "pipeline_frontdb_legal_persons" in bag.dag_ids and "pipeline_broken_source" not in bag.dag_ids
+    [warning] = [w for ws in bag.captured_warnings.values() for w in ws]
+    assert "broken_source.yaml: source.jdbc: Value error, give exactly one of table or query" in warning
+
+
+def ledger_rows(url: str, sql: str, **params) -> list[tuple]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text(sql), params)]
+    engine.dispose()
+    return rows
+
+
+def test_incremental_jdbc_loads(isolated_env: Path, ledger_url: str, source_url: str, monkeypatch) -> None:
+    rows = load_sample(source_url, seed=3, persons=300)["market_regulation.legal_persons"]
+    engine = create_engine(ledger_url)
+    ensure_demo_work_order(engine, "WO-DEMO-0001", on=date(2026, 6, 1))
+    engine.dispose()
+    dag = "pipeline_frontdb_legal_persons"
+    first = run_dag(dag, logical_date=datetime(2026, 7, 1, tzinfo=UTC))
+    assert first.state == "success", first.task_states
+    [(read, written, rejected, mark)] = ledger_rows(
+        ledger_url, "SELECT read, written, rejected, watermark_to FROM govops.extraction_run WHERE run_id = :r",
+        r=first.run_id,
+    )
+    assert (read, written + rejected) == (rows, rows) and rejected == 3  # the sample's 3 nameless companies
+    assert mark.startswith("2026-10-") or mark.startswith("2026-11-")
+
+    source = create_engine(source_url)
+    with source.begin() as conn:
+        conn.execute(text(
+            """INSERT INTO market_regulation.legal_persons (id, uscc, name, updated_at)
+               SELECT 100000 + g, '91310118MA1' || lpad(g::text, 6, '0') || 'X', '新公司' || g, now()
+               FROM generate_series(1, 5) g"""
+        ))  # fmt: skip
+    second = run_dag(dag, logical_date=datetime(2026, 7, 2, tzinfo=UTC))
+    assert second.state == "success", second.task_states
+    assert ledger_rows(ledger_url, "SELECT read, written FROM govops.extraction_run WHERE run_id = :r",
+                       r=second.run_id) == [(5, 5)]  # fmt: skip
+    published = isolated_env / "raw/frontdb/market_regulation/legal_persons_incremental"
+    assert pq.ParquetDataset(published).read(columns=["id"]).num_rows == written + 5
+    metered = ledger_rows(
+        ledger_url,
+        "SELECT quantity, records FROM govops.usage_event WHERE dag_id = :d ORDER BY id", d=dag,
+    )
+    assert metered == [(1, written), (0, 5)]  # a table is billed once; later loads keep their records
+
+    # A failing load leaves the watermark where the last commit put it.
+    [(before,)] = ledger_rows(ledger_url, "SELECT watermark FROM govops.extraction_state WHERE pipeline = :p",
+                              p="frontdb_legal_persons")  # fmt: skip
+    monkeypatch.setenv("GOVOPS_SOURCE_DATABASE_URL", ledger_url)
+    monkeypatch.setenv("AIRFLOW_CONN_FRONTDB_DEFAULT", ledger_url)
+    monkeypatch.setenv("GOVOPS_RETRY_DELAY_SECONDS", "0")
+    failed = run_dag(dag, logical_date=datetime(2026, 7, 3, tzinfo=UTC))
+    assert failed.state == "failed" and failed.task_states["extract"] == "failed"
+    assert ledger_rows(ledger_url, "SELECT watermark FROM govops.extraction_state WHERE pipeline = :p",
+                       p="frontdb_legal_persons") == [(before,)]  # fmt: skip
+    source.dispose()
+
+
+def test_csv_collection_keeps_every_reject(isolated_env: Path, ledger_url: str, tmp_path: Path, monkeypatch) -> None:
+    landing = tmp_path / "landing"
+    _, report = generate(SampleConfig(seed=9, persons=400), landing)
+    monkeypatch.setenv("GOVOPS_LANDING_ROOT", landing.as_uri())
+    engine = create_engine(ledger_url)
+    ensure_demo_work_order(engine, "WO-DEMO-COLLECT", "01", on=date(2026, 6, 1))
+    engine.dispose()
+    result = run_dag("pipeline_landing_persons_export", logical_date=datetime(2026, 7, 5, tzinfo=UTC))
+    assert result.state == "success", result.task_states
+    [(read, written, rejected, reasons)] = ledger_rows(
+        ledger_url,
+        "SELECT read, written, rejected, rejected_by_reason FROM govops.extraction_run WHERE run_id = :r "
+        "AND pipeline = 'landing_persons_export'",
+        r=result.run_id,
+    )
+    assert read == 405 and read == written + rejected
+    assert reasons == {
+        "malformed record": report.count("malformed_csv_rows"),
+        "missing name": report.count("missing_name"),
+        "duplicate of an earlier row with the same id_number": report.count("duplicate_person"),
+    }
+    rejects = pq.ParquetDataset(isolated_env / "rejects/landing/public_security/persons").read().to_pylist()
+    assert len(rejects) == rejected and all(r["source_location"].endswith("persons.csv") for r in rejects)
+    assert ledger_rows(ledger_url, "SELECT service_item_code, unit, quantity FROM govops.usage_event "
+                       "WHERE run_id = :r", r=result.run_id) == [("01", "record", written)]  # fmt: skip
