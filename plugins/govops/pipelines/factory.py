@@ -16,7 +16,7 @@ from airflow.sdk import DAG, Param, task
 from govops import settings
 from govops.dag_policy import default_args, service_tags
 from govops.operators import SparkJobOperator
-from govops.pipelines.spec import PipelineSpec
+from govops.pipelines.spec import EXTRACTION_ITEMS, PipelineSpec, SpatialSource, StreamSource
 
 
 def _engine():  # -> sqlalchemy.Engine
@@ -30,8 +30,7 @@ def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, An
 
     from govops.settlement.workorders import require_runnable
 
-    unit = "table" if spec.service_item == "04" else "record"
-    require_runnable(work_order_id, spec.service_item, unit)
+    require_runnable(work_order_id, spec.service_item, EXTRACTION_ITEMS[spec.service_item])
     source = spec.source
     engine = _engine()
     try:
@@ -50,9 +49,7 @@ def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, An
                 ),
                 {
                     "p": spec.pipeline, "d": spec.description, "i": spec.service_item, "dep": spec.department,
-                    "k": source.kind, "dt": "PostgreSQL" if source.kind == "jdbc" else "file",
-                    "dn": source.connection if source.kind == "jdbc" else None,
-                    "o": (source.table or source.query) if source.kind == "jdbc" else source.path,
+                    "k": source.kind, **dict(zip(("dt", "dn", "o"), inventory_source(spec), strict=True)),
                     "f": spec.schedule or "manual", "m": spec.mode, "t": spec.target.dataset,
                 },
             )  # fmt: skip
@@ -137,8 +134,34 @@ def commit(spec: PipelineSpec, manifest: dict[str, Any], watermark_from: str | N
     return {"pipeline": spec.pipeline, **counts, "watermark": new_mark}
 
 
+def jdbc_connection(spec: PipelineSpec) -> str | None:
+    """The Airflow connection of a database source, or None for files."""
+    return spec.source.connection if spec.source.kind in ("jdbc", "jdbc_capture") else None
+
+
+def inventory_source(spec: PipelineSpec) -> tuple[str, str | None, str]:
+    """(database type, database, table or path) as the extraction inventory lists them."""
+    s = spec.source
+    if s.kind == "jdbc":
+        return "PostgreSQL", s.connection, s.table or s.query
+    if s.kind == "jdbc_capture":
+        return "PostgreSQL", s.connection, s.table
+    if s.kind == "kafka":
+        return "Kafka", s.bootstrap_servers, s.topic
+    return f"file ({getattr(s, 'format', s.kind)})", None, s.path
+
+
+def job_for(spec: PipelineSpec) -> str:
+    """The program in spark_jobs/ that runs this kind of source."""
+    if isinstance(spec.source, StreamSource):
+        return "extract_stream"
+    if isinstance(spec.source, SpatialSource):
+        return "extract_spatial"
+    return "extract"
+
+
 def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
-    what = getattr(spec.source, "table", None) or getattr(spec.source, "path", None) or "query"
+    what = inventory_source(spec)[2]
     doc = (
         f"### {spec.pipeline}\n\n{spec.description}\n\n"
         f"* **Source**: {spec.source.kind} `{what}`"
@@ -167,13 +190,13 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
             "watermark-from": "{{ ti.xcom_pull(task_ids='prepare')['watermark_from'] or '' }}",
             "first-load": "{{ 'true' if ti.xcom_pull(task_ids='prepare')['first_load'] else 'false' }}",
         }
-        if spec.source.kind != "jdbc":
+        if jdbc_connection(spec) is None:
             job_args["landing-root"] = settings.landing_root()
         extract = SparkJobOperator(
             task_id="extract",
-            job="extract",
+            job=job_for(spec),
             job_args=job_args,
-            jdbc_conn_id=spec.source.connection if spec.source.kind == "jdbc" else None,
+            jdbc_conn_id=jdbc_connection(spec),
             work_order_id="{{ params.work_order_id }}",
             department=spec.department,
         )

@@ -17,6 +17,8 @@ from govops.service_items import SERVICE_ITEMS
 
 PIPELINES_DIR = "include/pipelines"
 _NAME = re.compile(r"[a-z][a-z0-9_]{2,62}")
+# The extraction items and the unit each is metered in (the catalog's metered quantity).
+EXTRACTION_ITEMS = {"01": "record", "02": "record", "03": "coordinate_point", "04": "table"}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
@@ -47,18 +49,52 @@ class JdbcSource(_Strict):
 
 
 class FileSource(_Strict):
-    kind: Literal["csv", "jsonl", "parquet"]
+    kind: Literal["csv", "jsonl", "xml", "xlsx", "parquet"]
     path: str  # a glob under the landing root, or a URI
-    encoding: str = "utf-8"
-    delimiter: str = ","
-    header: bool = True
-    columns: dict[str, str] | None = None  # name -> Spark SQL type; required for csv/jsonl
+    encoding: str = "utf-8"  # csv, jsonl, xml: the files' charset (e.g. gbk); the lake is UTF-8
+    delimiter: str = ","  # csv
+    header: bool = True  # csv, xlsx: the first row names the columns
+    row_tag: str | None = None  # xml: the element that holds one record
+    sheet: str | None = None  # xlsx: the worksheet (default: the first)
+    columns: dict[str, str] | None = None  # name -> Spark SQL type; required for csv/jsonl/xml/xlsx
 
     @model_validator(mode="after")
     def _schema_for_text(self) -> FileSource:
-        if self.kind in ("csv", "jsonl") and not self.columns:
+        if self.kind != "parquet" and not self.columns:
             raise ValueError(f"{self.kind} sources need columns: an explicit schema (name: type)")
+        if self.kind == "xml" and not self.row_tag:
+            raise ValueError("xml sources need row_tag: the element that holds one record")
         return self
+
+
+class SpatialSource(_Strict):
+    """Spatial extraction (item 03): vector files read with geopandas/pyogrio, or a table of
+    WKT or lon/lat columns. Owned by govops.pipelines spatial support."""
+
+    kind: Literal["spatial"]
+    path: str  # a glob under the landing root, or a URI
+    format: Literal["geojson", "shapefile", "geopackage", "wkt_csv", "lonlat_csv"]
+    layer: str | None = None  # geopackage: the layer (default: the first)
+    crs: str | None = None  # the CRS when the file does not say (e.g. EPSG:4326)
+    wkt_column: str | None = None  # wkt_csv
+    lon_column: str | None = None  # lonlat_csv
+    lat_column: str | None = None  # lonlat_csv
+    encoding: str = "utf-8"
+
+
+class StreamSource(_Strict):
+    """Realtime / stream extraction (item 02) with Spark Structured Streaming. Owned by
+    govops.pipelines stream support."""
+
+    kind: Literal["jsonl_stream", "jdbc_capture", "kafka"]
+    path: str | None = None  # jsonl_stream: the landing directory the front-end machines drop into
+    connection: str = settings.SOURCE_CONN_ID  # jdbc_capture
+    table: str | None = None  # jdbc_capture: schema.table
+    offset_column: str | None = None  # jdbc_capture: a column that only grows (id, updated_at)
+    bootstrap_servers: str | None = None  # kafka
+    topic: str | None = None  # kafka
+    columns: dict[str, str] | None = None  # jsonl_stream, kafka: the records' schema
+    max_records_per_batch: Annotated[int, Field(ge=1)] | None = None
 
 
 class Target(_Strict):
@@ -85,9 +121,9 @@ class PipelineSpec(_Strict):
     department: str
     work_order: str
     schedule: str | None = None
-    source: Annotated[JdbcSource | FileSource, Field(discriminator="kind")]
+    source: Annotated[JdbcSource | FileSource | SpatialSource | StreamSource, Field(discriminator="kind")]
     target: Target
-    mode: Literal["full", "incremental"] = "full"
+    mode: Literal["full", "incremental", "stream"] = "full"
     watermark: Watermark | None = None
     cleansing: Cleansing = Cleansing()
     owner: str = "govops"
@@ -102,14 +138,21 @@ class PipelineSpec(_Strict):
     @field_validator("service_item")
     @classmethod
     def _item(cls, value: str) -> str:
-        if value not in ("01", "04"):
+        if value not in EXTRACTION_ITEMS:
             known = SERVICE_ITEMS.get(value)
             what = f"{value} ({known.name_zh})" if known else repr(value)
-            raise ValueError(f"{what} is not an extraction item: use 01 (collection) or 04 (batch extraction)")
+            raise ValueError(
+                f"{what} is not an extraction item: use 01 (collection), 02 (stream), 03 (spatial) or 04 (batch)"
+            )
         return value
 
     @model_validator(mode="after")
-    def _watermark(self) -> PipelineSpec:
+    def _consistent(self) -> PipelineSpec:
+        stream, spatial = isinstance(self.source, StreamSource), isinstance(self.source, SpatialSource)
+        if (self.service_item == "02") != stream or (self.mode == "stream") != stream:
+            raise ValueError("stream sources, mode stream and service_item 02 go together")
+        if (self.service_item == "03") != spatial:
+            raise ValueError("spatial sources and service_item 03 go together")
         if self.mode == "incremental" and self.watermark is None:
             raise ValueError("mode incremental needs watermark.column")
         if self.mode == "full" and self.watermark is not None:
