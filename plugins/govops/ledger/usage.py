@@ -259,7 +259,13 @@ def events_from_manifest(
                 department=entry.get("department", department),
                 event_time=event_time,
                 manifest_uri=manifest_uri,
-                attributes={"job": manifest.get("job"), "spark_app_id": manifest.get("app_id")},
+                # The job's own attributes (e.g. onboarding kind, stream batch range) travel
+                # with the event; the job and Spark application always do.
+                attributes={
+                    **entry.get("attributes", {}),
+                    "job": manifest.get("job"),
+                    "spark_app_id": manifest.get("app_id"),
+                },
             )
         )
     return events
