@@ -3,8 +3,9 @@
     spark-submit --py-files govops.zip spark_jobs/extract.py <contract arguments> \
         --spec '<the pipeline spec as JSON>' [--watermark-from VALUE] [--first-load]
 
-Sources: a JDBC table or query (partitioned parallel reads), or CSV / JSON-lines / Parquet
-files. Cleansing from the spec: trim, required columns, casts, date formats, dedupe keys.
+Sources: a JDBC table or query (partitioned parallel reads), or CSV / JSON-lines / XML /
+XLSX / Parquet files (govops.pipelines.readers). Cleansing from the spec
+(govops.pipelines.cleansing): trim, required columns, lengths, casts, date formats, dedupe.
 A row that fails cleansing is not dropped: it goes to <lake>/rejects/<dataset>/<run key>
 with its reason and its source location, and read = written + rejected is checked before
 anything is published. Full loads replace the dataset; incremental loads add one
@@ -18,13 +19,12 @@ from __future__ import annotations
 import json
 import os
 
+from govops.pipelines.cleansing import LOCATION, cleanse
+from govops.pipelines.readers import read_files
 from govops.pipelines.spec import PipelineSpec
 from govops.spark import job
 from govops.spark.jdbc import PASSWORD_ENV
 from govops.spark.manifest import _safe, run_key
-
-REASON = "_govops_reason"
-LOCATION = "_govops_source"
 
 
 def read_jdbc(ctx: job.JobContext, spec: PipelineSpec):  # -> DataFrame
@@ -60,72 +60,6 @@ def read_jdbc(ctx: job.JobContext, spec: PipelineSpec):  # -> DataFrame
     return reader().option("dbtable", relation).load()
 
 
-def read_files(ctx: job.JobContext, spec: PipelineSpec):  # -> DataFrame
-    from pyspark.sql import functions as F
-
-    source = spec.source
-    path = source.path if "://" in source.path else f"{ctx.args.landing_root.rstrip('/')}/{source.path}"
-    if source.kind == "parquet":
-        return ctx.spark.read.parquet(path).withColumn(LOCATION, F.col("_metadata.file_path"))
-    ddl = ", ".join(f"`{name}` {kind}" for name, kind in source.columns.items())
-    reader = (
-        ctx.spark.read.schema(f"{ddl}, _corrupt_record string")
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", "_corrupt_record")
-    )
-    if source.kind == "csv":
-        df = reader.options(header=str(source.header).lower(), sep=source.delimiter, encoding=source.encoding).csv(path)
-    else:
-        df = reader.option("encoding", source.encoding).json(path)
-    # The file each row came from, taken before caching (Spark forgets it afterwards); the
-    # cache lets Spark query the corrupt-record column on its own.
-    return df.withColumn(LOCATION, F.col("_metadata.file_path")).cache()
-
-
-def cleanse(df, spec: PipelineSpec):  # -> (good, rejected) DataFrames, both lazy
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    c = spec.cleansing
-    reasons = []
-    if "_corrupt_record" in df.columns:
-        reasons.append(F.when(F.col("_corrupt_record").isNotNull(), F.lit("malformed record")))
-    for name in c.trim:
-        df = df.withColumn(name, F.trim(F.col(name)))
-    for name in c.required:
-        reasons.append(F.when(F.col(name).isNull() | (F.col(name).cast("string") == ""), F.lit(f"missing {name}")))
-    for name, pattern in c.date_formats.items():
-        parsed = F.try_to_timestamp(F.col(name).cast("string"), F.lit(pattern)).cast("date")
-        reasons.append(F.when(F.col(name).isNotNull() & parsed.isNull(),
-                              F.concat(F.lit(f"{name} is not a date as {pattern}: "), F.col(name).cast("string"))))
-        df = df.withColumn(f"__parsed_{name}", parsed)
-    for name, kind in c.casts.items():
-        cast = F.expr(f"try_cast(`{name}` AS {kind})")
-        reasons.append(F.when(F.col(name).isNotNull() & cast.isNull(),
-                              F.concat(F.lit(f"{name} does not cast to {kind}: "), F.col(name).cast("string"))))
-        df = df.withColumn(f"__cast_{name}", cast)  # fmt: skip
-    reason = F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
-    if c.dedupe_keys:
-        order = [F.col(LOCATION)] if LOCATION in df.columns else [F.lit(1)]
-        first = F.row_number().over(Window.partitionBy(*c.dedupe_keys).orderBy(*order)) == 1
-        keys = ", ".join(c.dedupe_keys)
-        reason = F.coalesce(reason, F.when(~first, F.lit(f"duplicate of an earlier row with the same {keys}")))
-    df = df.withColumn(REASON, reason)
-    good = df.where(F.col(REASON).isNull())
-    for name in c.date_formats:
-        good = good.withColumn(name, F.col(f"__parsed_{name}")).drop(f"__parsed_{name}")
-    for name in c.casts:
-        good = good.withColumn(name, F.col(f"__cast_{name}")).drop(f"__cast_{name}")
-    good = good.drop(REASON, "_corrupt_record")
-    payload = [x for x in df.columns if x not in (REASON, LOCATION) and not x.startswith("__")]
-    rejected = df.where(F.col(REASON).isNotNull()).select(
-        F.col(REASON).alias("reason"),
-        (F.col(LOCATION) if LOCATION in df.columns else F.lit(None).cast("string")).alias("source_location"),
-        F.to_json(F.struct(*payload)).alias("record"),
-    )
-    return good, rejected
-
-
 def extract(ctx: job.JobContext) -> None:
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
@@ -138,10 +72,13 @@ def extract(ctx: job.JobContext) -> None:
     out = ctx.staged_output(spec.target.zone, dataset)
     rejects = ctx.staged_output("rejects", f"{spec.target.dataset}/{key.replace('/', '__')}")
 
-    source = read_jdbc(ctx, spec) if spec.source.kind == "jdbc" else read_files(ctx, spec)
+    if spec.source.kind == "jdbc":
+        source, cast_reasons = read_jdbc(ctx, spec), []
+    else:
+        source, cast_reasons = read_files(ctx, spec.source, a.landing_root)
     seen = Observation("read")
     source = source.observe(seen, F.count(F.lit(1)).alias("rows"))
-    good, rejected = cleanse(source.persist(), spec)
+    good, rejected = cleanse(source.persist(), spec, cast_reasons)
     columns = [x for x in good.columns if x != LOCATION]
     written_obs = Observation("written")
     measures = [*job.checksum_columns(good, columns)]
@@ -172,7 +109,8 @@ def extract(ctx: job.JobContext) -> None:
                        "rows": read_rows})  # fmt: skip
     ctx.outputs.append({
         "uri": out.target, "zone": spec.target.zone, "dataset": dataset, "format": "parquet", "rows": written,
-        "columns": columns, "checksum": {"algorithm": job.CHECKSUM_ALGORITHM, "value": checksum},
+        "columns": columns, "schema": {n: t for n, t in good.dtypes if n != LOCATION},
+        "checksum": {"algorithm": job.CHECKSUM_ALGORITHM, "value": checksum},
         "watermark": stats["watermark"] if spec.watermark else None,
     })  # fmt: skip
     ctx.outputs.append({"uri": rejects.target, "zone": "rejects", "rows": rejected_rows, "reasons": reasons})
@@ -183,8 +121,10 @@ def extract(ctx: job.JobContext) -> None:
         ctx.metering.append({"service_item": "04", "unit": "table", "quantity": 1 if a.first_load == "true" else 0,
                              "records": written, "data_source": data_source})  # fmt: skip
     else:
+        # Item 01: new collection and refreshes (保鲜) go to work orders priced apart; the
+        # event says which it was.
         ctx.metering.append({"service_item": "01", "unit": "record", "quantity": written, "records": written,
-                             "data_source": data_source})  # fmt: skip
+                             "data_source": data_source, "attributes": {"onboarding": a.onboarding}})  # fmt: skip
 
 
 def main() -> None:
@@ -194,6 +134,7 @@ def main() -> None:
     p.add_argument("--user", default=None)
     p.add_argument("--watermark-from", default=None)
     p.add_argument("--first-load", choices=("true", "false"), default="false")
+    p.add_argument("--onboarding", choices=("new", "refresh"), default="new", help="item 01: new or refresh (保鲜)")
     p.add_argument("--landing-root", default=None, help="where relative file paths of the spec are read")
     job.run("extract", p, extract)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -99,6 +100,7 @@ def test_csv_collection_keeps_every_reject(isolated_env: Path, ledger_url: str, 
     monkeypatch.setenv("GOVOPS_LANDING_ROOT", landing.as_uri())
     engine = create_engine(ledger_url)
     ensure_demo_work_order(engine, "WO-DEMO-COLLECT", "01", on=date(2026, 6, 1))
+    ensure_demo_work_order(engine, "WO-DEMO-REFRESH", "01", on=date(2026, 6, 1), difficulty=Decimal("0.1"))
     engine.dispose()
     result = run_dag("pipeline_landing_persons_export", logical_date=datetime(2026, 7, 5, tzinfo=UTC))
     assert result.state == "success", result.task_states
@@ -116,5 +118,21 @@ def test_csv_collection_keeps_every_reject(isolated_env: Path, ledger_url: str, 
     }
     rejects = pq.ParquetDataset(isolated_env / "rejects/landing/public_security/persons").read().to_pylist()
     assert len(rejects) == rejected and all(r["source_location"].endswith("persons.csv") for r in rejects)
-    assert ledger_rows(ledger_url, "SELECT service_item_code, unit, quantity FROM govops.usage_event "
-                       "WHERE run_id = :r", r=result.run_id) == [("01", "record", written)]  # fmt: skip
+    assert ledger_rows(ledger_url, "SELECT service_item_code, unit, quantity, work_order_id, "
+                       "attributes->>'onboarding' FROM govops.usage_event WHERE run_id = :r",
+                       r=result.run_id) == [("01", "record", written, "WO-DEMO-COLLECT", "new")]  # fmt: skip
+    [(name, dept, share, schema, first_run, refreshes)] = ledger_rows(
+        ledger_url, "SELECT name, provider_department, share_type, schema, first_run_id, refreshes "
+        "FROM govops.data_catalog WHERE dataset = 'raw/landing/public_security/persons'",
+    )  # fmt: skip
+    assert (name, dept, share, first_run, refreshes) == ("人口基本信息", "区公安分局", "有条件共享", result.run_id, 0)
+    assert {c["name"]: (c["type"], c["description"]) for c in schema}["birth_date"] == ("date", "出生日期")
+
+    # The next collection of the same dataset is a refresh (保鲜): its own work order, priced apart.
+    again = run_dag("pipeline_landing_persons_export", logical_date=datetime(2026, 7, 6, tzinfo=UTC))
+    assert again.state == "success", again.task_states
+    assert ledger_rows(ledger_url, "SELECT work_order_id, attributes->>'onboarding', quantity FROM govops.usage_event "
+                       "WHERE run_id = :r", r=again.run_id) == [("WO-DEMO-REFRESH", "refresh", written)]  # fmt: skip
+    assert ledger_rows(ledger_url, "SELECT onboarding, work_order_id FROM govops.extraction_run WHERE run_id = :r",
+                       r=again.run_id) == [("refresh", "WO-DEMO-REFRESH")]  # fmt: skip
+    assert ledger_rows(ledger_url, "SELECT first_run_id, refreshes FROM govops.data_catalog") == [(result.run_id, 1)]

@@ -46,6 +46,15 @@ def test_a_good_spec(tmp_path: Path) -> None:
         ({"target": {"dataset": "Bad Name"}}, "target.dataset: String should match pattern"),
         ({"cleansing": {"trimm": ["a"]}}, "cleansing.trimm: Extra inputs are not permitted"),
         ({"pipeline": "other_name"}, "pipeline: 'other_name' must match the file name 'some_source'"),
+        ({"service_item": "01"}, "collection (service_item 01) registers a catalog entry"),
+        ({"refresh_work_order": "WO-2"}, "refresh_work_order is only used by collection"),
+        ({"service_item": "01", "source": {"kind": "csv", "path": "x.csv", "columns": {"a": "string"}},
+          "catalog": {"name": "n", "source_system": "s", "update_frequency": "每日", "share_type": "有条件共享",
+                      "open_type": "不予开放", "classification": "c", "columns": {"b": "说明"}}},
+         "catalog.columns describes columns the source does not have: b"),
+        ({"source": {"kind": "xml", "path": "x.xml", "columns": {"a": "string"}}}, "xml sources need row_tag"),
+        ({"mode": "stream"}, "stream sources, mode stream and service_item 02 go together"),
+        ({"service_item": "03"}, "spatial sources and service_item 03 go together"),
     ],
 )
 def test_bad_specs_name_the_file_and_field(tmp_path: Path, change: dict, message: str) -> None:

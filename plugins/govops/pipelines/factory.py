@@ -30,7 +30,6 @@ def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, An
 
     from govops.settlement.workorders import require_runnable
 
-    require_runnable(work_order_id, spec.service_item, EXTRACTION_ITEMS[spec.service_item])
     source = spec.source
     engine = _engine()
     try:
@@ -60,14 +59,69 @@ def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, An
             committed = conn.execute(
                 text("SELECT run_id, dag_id FROM govops.extraction_run WHERE pipeline = :p"), {"p": spec.pipeline}
             ).all()
+            onboarding = collection_kind(conn, spec, run_id) if spec.service_item == "01" else None
     finally:
         engine.dispose()
+    if onboarding == "refresh" and spec.refresh_work_order and work_order_id == spec.work_order:
+        work_order_id = spec.refresh_work_order  # the default order of refreshes, unless one was given
+    require_runnable(work_order_id, spec.service_item, EXTRACTION_ITEMS[spec.service_item])
     if spec.mode == "incremental":
         _remove_uncommitted_loads(spec, {r.run_id for r in committed} | {run_id})
     return {
         "watermark_from": state.watermark if state else None,
         "first_load": state is None or state.loads == 0 or state.first_run_id == run_id,
+        "work_order_id": work_order_id,
+        "onboarding": onboarding,
     }
+
+
+def collection_kind(conn: Any, spec: PipelineSpec, run_id: str) -> str:
+    """'new' for the run that onboards a dataset (and its retries), 'refresh' (保鲜) after."""
+    from sqlalchemy import text
+
+    first = conn.execute(
+        text("SELECT first_run_id FROM govops.data_catalog WHERE dataset = :d"), {"d": catalog_dataset(spec)}
+    ).scalar()
+    return "new" if first is None or first == run_id else "refresh"
+
+
+def catalog_dataset(spec: PipelineSpec) -> str:
+    return f"{spec.target.zone}/{spec.target.dataset}"
+
+
+def register_in_catalog(conn: Any, spec: PipelineSpec, output: dict[str, Any], run_id: str) -> None:
+    """Upsert the dataset's catalog entry (编目) with the schema the load produced."""
+    import json
+
+    from sqlalchemy import text
+
+    entry = spec.catalog
+    assert entry is not None  # the spec requires it for item 01
+    schema = [{"name": name, "type": kind, "description": entry.columns.get(name, "")}
+              for name, kind in (output.get("schema") or {}).items() if not name.startswith("_govops")]  # fmt: skip
+    database_type, _, source_object = inventory_source(spec)
+    conn.execute(
+        text(
+            """INSERT INTO govops.data_catalog (dataset, name, provider_department, source_system, database_type,
+                   source_object, schema, update_frequency, share_type, open_type, classification, pipeline,
+                   first_run_id, records)
+               VALUES (:ds, :n, :dep, :sys, :dt, :o, CAST(:schema AS jsonb), :f, :sh, :op, :c, :p, :run, :rows)
+               ON CONFLICT (dataset) DO UPDATE SET name = EXCLUDED.name,
+                   provider_department = EXCLUDED.provider_department, source_system = EXCLUDED.source_system,
+                   database_type = EXCLUDED.database_type, source_object = EXCLUDED.source_object,
+                   schema = EXCLUDED.schema, update_frequency = EXCLUDED.update_frequency,
+                   share_type = EXCLUDED.share_type, open_type = EXCLUDED.open_type,
+                   classification = EXCLUDED.classification, pipeline = EXCLUDED.pipeline, records = EXCLUDED.records,
+                   refreshed_at = CASE WHEN data_catalog.first_run_id = :run THEN data_catalog.refreshed_at
+                                       ELSE now() END,
+                   refreshes = data_catalog.refreshes + CASE WHEN data_catalog.first_run_id = :run THEN 0 ELSE 1 END,
+                   updated_at = now()"""
+        ),
+        {"ds": catalog_dataset(spec), "n": entry.name, "dep": spec.department, "sys": entry.source_system,
+         "dt": database_type, "o": source_object, "schema": json.dumps(schema, ensure_ascii=False),
+         "f": entry.update_frequency, "sh": entry.share_type, "op": entry.open_type, "c": entry.classification,
+         "p": spec.pipeline, "run": run_id, "rows": output["rows"]},
+    )  # fmt: skip
 
 
 def _remove_uncommitted_loads(spec: PipelineSpec, keep_runs: set[str]) -> list[str]:
@@ -92,13 +146,14 @@ def _remove_uncommitted_loads(spec: PipelineSpec, keep_runs: set[str]) -> list[s
     return removed
 
 
-def commit(spec: PipelineSpec, manifest: dict[str, Any], watermark_from: str | None) -> dict[str, Any]:
+def commit(spec: PipelineSpec, manifest: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
     import json
 
     from sqlalchemy import text
 
     output, rejects = manifest["outputs"][0], manifest["outputs"][1]
     counts, run = manifest["counts"], manifest["run"]
+    watermark_from = prepared["watermark_from"]
     new_mark = output.get("watermark") or watermark_from
     engine = _engine()
     try:
@@ -106,19 +161,25 @@ def commit(spec: PipelineSpec, manifest: dict[str, Any], watermark_from: str | N
             conn.execute(
                 text(
                     """INSERT INTO govops.extraction_run (pipeline, dag_id, run_id, status, target_uri, rejects_uri,
-                           read, written, rejected, rejected_by_reason, watermark_from, watermark_to, manifest_uri)
-                       VALUES (:p, :dag, :run, 'committed', :t, :r, :read, :w, :rej, CAST(:why AS jsonb), :wf, :wt, :m)
+                           read, written, rejected, rejected_by_reason, watermark_from, watermark_to, manifest_uri,
+                           onboarding, work_order_id)
+                       VALUES (:p, :dag, :run, 'committed', :t, :r, :read, :w, :rej, CAST(:why AS jsonb), :wf, :wt, :m,
+                           :onb, :wo)
                        ON CONFLICT (pipeline, dag_id, run_id) DO UPDATE SET target_uri = EXCLUDED.target_uri,
                            rejects_uri = EXCLUDED.rejects_uri, read = EXCLUDED.read, written = EXCLUDED.written,
                            rejected = EXCLUDED.rejected, rejected_by_reason = EXCLUDED.rejected_by_reason,
                            watermark_from = EXCLUDED.watermark_from, watermark_to = EXCLUDED.watermark_to,
-                           manifest_uri = EXCLUDED.manifest_uri, finished_at = now()"""
+                           manifest_uri = EXCLUDED.manifest_uri, onboarding = EXCLUDED.onboarding,
+                           work_order_id = EXCLUDED.work_order_id, finished_at = now()"""
                 ),
                 {"p": spec.pipeline, "dag": run["dag_id"], "run": run["run_id"], "t": output["uri"],
                  "r": rejects["uri"], "read": counts["read"], "w": counts["written"], "rej": counts["rejected"],
                  "why": json.dumps(rejects.get("reasons") or {}, ensure_ascii=False), "wf": watermark_from,
-                 "wt": new_mark, "m": manifest["manifest_uri"]},
+                 "wt": new_mark, "m": manifest["manifest_uri"], "onb": prepared.get("onboarding"),
+                 "wo": prepared.get("work_order_id")},
             )  # fmt: skip
+            if spec.service_item == "01":
+                register_in_catalog(conn, spec, output, run["run_id"])
             conn.execute(
                 text(
                     """INSERT INTO govops.extraction_state (pipeline, watermark, first_run_id, loads, committed_at)
@@ -190,6 +251,8 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
             "watermark-from": "{{ ti.xcom_pull(task_ids='prepare')['watermark_from'] or '' }}",
             "first-load": "{{ 'true' if ti.xcom_pull(task_ids='prepare')['first_load'] else 'false' }}",
         }
+        if spec.service_item == "01":
+            job_args["onboarding"] = "{{ ti.xcom_pull(task_ids='prepare')['onboarding'] }}"
         if jdbc_connection(spec) is None:
             job_args["landing-root"] = settings.landing_root()
         extract = SparkJobOperator(
@@ -197,13 +260,13 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
             job=job_for(spec),
             job_args=job_args,
             jdbc_conn_id=jdbc_connection(spec),
-            work_order_id="{{ params.work_order_id }}",
+            work_order_id="{{ ti.xcom_pull(task_ids='prepare')['work_order_id'] }}",
             department=spec.department,
         )
 
         @task(task_id="commit")
         def commit_task(manifest: dict, prepared: dict) -> dict:
-            return commit(spec, manifest, prepared["watermark_from"])
+            return commit(spec, manifest, prepared)
 
         prepared = prepare_task()
         prepared >> extract

@@ -57,6 +57,9 @@ class FileSource(_Strict):
     row_tag: str | None = None  # xml: the element that holds one record
     sheet: str | None = None  # xlsx: the worksheet (default: the first)
     columns: dict[str, str] | None = None  # name -> Spark SQL type; required for csv/jsonl/xml/xlsx
+    # csv, xlsx: a file whose header differs from columns (a new or missing column) fails
+    # the run, or with quarantine goes whole to the rejects with the difference as reason.
+    on_schema_drift: Literal["fail", "quarantine"] = "fail"
 
     @model_validator(mode="after")
     def _schema_for_text(self) -> FileSource:
@@ -112,6 +115,19 @@ class Cleansing(_Strict):
     casts: dict[str, str] = {}  # column -> Spark SQL type; a value that does not cast is rejected
     date_formats: dict[str, str] = {}  # column -> pattern, e.g. yyyy/MM/dd
     dedupe_keys: list[str] = []
+    max_lengths: dict[str, Annotated[int, Field(ge=1)]] = {}  # column -> characters; longer is rejected
+
+
+class CatalogEntry(_Strict):
+    """The catalog entry (编目) a collection pipeline (item 01) registers for its dataset."""
+
+    name: str  # 资源名称
+    source_system: str  # 来源系统
+    update_frequency: Literal["实时", "每日", "每周", "每月", "每季度", "每年", "不定期"]
+    share_type: Literal["无条件共享", "有条件共享", "不予共享"]
+    open_type: Literal["无条件开放", "有条件开放", "不予开放"]
+    classification: str  # 资源分类, e.g. 基础库/人口
+    columns: dict[str, str] = {}  # column -> description (信息项说明)
 
 
 class PipelineSpec(_Strict):
@@ -126,6 +142,10 @@ class PipelineSpec(_Strict):
     mode: Literal["full", "incremental", "stream"] = "full"
     watermark: Watermark | None = None
     cleansing: Cleansing = Cleansing()
+    catalog: CatalogEntry | None = None  # item 01: required
+    # item 01: the work order a refresh (保鲜) of an onboarded dataset meters against; it is
+    # priced lower than new collection. Without it, refreshes meter against work_order.
+    refresh_work_order: str | None = None
     owner: str = "govops"
 
     @field_validator("pipeline")
@@ -153,6 +173,15 @@ class PipelineSpec(_Strict):
             raise ValueError("stream sources, mode stream and service_item 02 go together")
         if (self.service_item == "03") != spatial:
             raise ValueError("spatial sources and service_item 03 go together")
+        if (self.service_item == "01") != (self.catalog is not None):
+            raise ValueError("collection (service_item 01) registers a catalog entry: give catalog, only for 01")
+        if self.refresh_work_order and self.service_item != "01":
+            raise ValueError("refresh_work_order is only used by collection (service_item 01)")
+        declared = getattr(self.source, "columns", None)
+        if self.catalog and declared:
+            unknown = sorted(set(self.catalog.columns) - set(declared))
+            if unknown:
+                raise ValueError(f"catalog.columns describes columns the source does not have: {', '.join(unknown)}")
         if self.mode == "incremental" and self.watermark is None:
             raise ValueError("mode incremental needs watermark.column")
         if self.mode == "full" and self.watermark is not None:

@@ -100,6 +100,7 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
     landing area and the demo work orders, so `airflow dags test` and the UI's trigger
     button work before `./dev demo` ever ran."""
     from datetime import date
+    from decimal import Decimal
 
     from sqlalchemy import create_engine, text
 
@@ -116,6 +117,8 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
     ledger = create_engine(ledger_url)
     ensure_demo_work_order(ledger, "WO-DEMO-0001", on=date.today())
     ensure_demo_work_order(ledger, "WO-DEMO-COLLECT", "01", on=date.today())
+    # Refreshing (保鲜) an onboarded dataset is priced at a tenth of new collection.
+    ensure_demo_work_order(ledger, "WO-DEMO-REFRESH", "01", on=date.today(), difficulty=Decimal("0.1"))
     ledger.dispose()
     landing = settings.home() / "landing"
     if not (landing / "sample_report.json").exists():

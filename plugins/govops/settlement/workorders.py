@@ -252,7 +252,9 @@ def require_runnable(work_order_id: str, service_item_code: str, unit: str | Non
         engine.dispose()
 
 
-def ensure_demo_work_order(engine: Engine, work_order_id: str, service_item_code: str = "04", *, on: date) -> None:
+def ensure_demo_work_order(
+    engine: Engine, work_order_id: str, service_item_code: str = "04", *, on: date, difficulty: Decimal = Decimal(1)
+) -> None:
     """An approved work order (and its service order) for the demo and the tests; idempotent."""
     from govops.settlement.catalog import load_catalog
 
@@ -267,6 +269,7 @@ def ensure_demo_work_order(engine: Engine, work_order_id: str, service_item_code
         create_work_order(
             conn,
             WorkOrder(id=work_order_id, service_order_id=so_id, service_item_code=service_item_code, order_date=on,
+                      difficulty=difficulty,
                       deliverables=[{"name": "入湖数据", "unit": SERVICE_ITEMS[service_item_code].units[0]}]),
             load_catalog(),
         )  # fmt: skip

@@ -1,0 +1,106 @@
+"""Cleansing of extracted rows, shared by the batch, collection and stream jobs.
+
+Readers hand over every column as read plus two bookkeeping columns: ``_govops_source``
+(where the row came from: file, sheet and row) and, optionally, ``_govops_read_error``
+(why the reader could not make a record of it). :func:`cleanse` adds the spec's rules and
+splits the rows into good and rejected; nothing is dropped, so read = good + rejected.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+    from govops.pipelines.spec import PipelineSpec
+
+REASON = "_govops_reason"
+LOCATION = "_govops_source"
+READ_ERROR = "_govops_read_error"
+CORRUPT = "_corrupt_record"  # Spark's column for lines its CSV/JSON/XML readers cannot parse
+
+
+def typed(df: DataFrame, columns: dict[str, str]) -> tuple[DataFrame, list[Column]]:
+    """Cast string columns to the declared Spark SQL types with ``try_cast``.
+
+    Returns the frame with the cast values and one reason expression per column for the
+    values that do not cast, quoting the value (the original stays in the reject record).
+    """
+    from pyspark.sql import functions as F
+
+    reasons = []
+    for name, kind in columns.items():
+        if kind.lower() == "string":
+            continue
+        raw = f"__raw_{name}"
+        df = df.withColumnRenamed(name, raw).withColumn(name, F.expr(f"try_cast(`{raw}` AS {kind})"))
+        reasons.append(
+            F.when(
+                F.col(raw).isNotNull() & (F.trim(F.col(raw)) != "") & F.col(name).isNull(),
+                F.concat(F.lit(f"{name} is not a {kind}: "), F.substring(F.col(raw), 1, 80)),
+            )
+        )
+    return df, reasons
+
+
+def cleanse(
+    df: DataFrame, spec: PipelineSpec, extra_reasons: list[Column] | None = None
+) -> tuple[DataFrame, DataFrame]:
+    """(good, rejected), both lazy. The first failing rule is a row's reason."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    c = spec.cleansing
+    reasons: list[Column] = []
+    if READ_ERROR in df.columns:
+        reasons.append(F.col(READ_ERROR))
+    if CORRUPT in df.columns:
+        reasons.append(F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed record")))
+    reasons.extend(extra_reasons or [])
+    for name in c.trim:
+        df = df.withColumn(name, F.trim(F.col(name)))
+    for name in c.required:
+        reasons.append(F.when(F.col(name).isNull() | (F.col(name).cast("string") == ""), F.lit(f"missing {name}")))
+    for name, limit in c.max_lengths.items():
+        length = F.length(F.col(name).cast("string"))
+        reasons.append(F.when(length > limit, F.concat(F.lit(f"{name} longer than {limit} characters: "),
+                                                       length.cast("string"))))  # fmt: skip
+    for name, pattern in c.date_formats.items():
+        parsed = F.try_to_timestamp(F.col(name).cast("string"), F.lit(pattern)).cast("date")
+        reasons.append(F.when(F.col(name).isNotNull() & parsed.isNull(),
+                              F.concat(F.lit(f"{name} is not a date as {pattern}: "), F.col(name).cast("string"))))
+        df = df.withColumn(f"__parsed_{name}", parsed)
+    for name, kind in c.casts.items():
+        cast = F.expr(f"try_cast(`{name}` AS {kind})")
+        reasons.append(F.when(F.col(name).isNotNull() & cast.isNull(),
+                              F.concat(F.lit(f"{name} does not cast to {kind}: "), F.col(name).cast("string"))))
+        df = df.withColumn(f"__cast_{name}", cast)  # fmt: skip
+    reason = F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
+    if c.dedupe_keys:
+        order = [F.col(LOCATION)] if LOCATION in df.columns else [F.lit(1)]
+        first = F.row_number().over(Window.partitionBy(*c.dedupe_keys).orderBy(*order)) == 1
+        keys = ", ".join(c.dedupe_keys)
+        reason = F.coalesce(reason, F.when(~first, F.lit(f"duplicate of an earlier row with the same {keys}")))
+    df = df.withColumn(REASON, reason)
+    good = df.where(F.col(REASON).isNull())
+    for name in c.date_formats:
+        good = good.withColumn(name, F.col(f"__parsed_{name}")).drop(f"__parsed_{name}")
+    for name in c.casts:
+        good = good.withColumn(name, F.col(f"__cast_{name}")).drop(f"__cast_{name}")
+    helpers = [x for x in good.columns if x.startswith("__raw_")]
+    good = good.drop(REASON, CORRUPT, READ_ERROR, *helpers)
+    # The reject keeps the record as it arrived: raw values, not the failed casts.
+    payload = [
+        F.col(x).alias(x[len("__raw_") :]) if x.startswith("__raw_") else F.col(x)
+        for x in df.columns
+        if x not in (REASON, LOCATION, READ_ERROR)
+        and not (x.startswith("__") and not x.startswith("__raw_"))
+        and f"__raw_{x}" not in df.columns
+    ]
+    rejected = df.where(F.col(REASON).isNotNull()).select(
+        F.col(REASON).alias("reason"),
+        (F.col(LOCATION) if LOCATION in df.columns else F.lit(None).cast("string")).alias("source_location"),
+        F.to_json(F.struct(*payload)).alias("record"),
+    )
+    return good, rejected
