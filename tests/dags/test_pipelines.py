@@ -136,3 +136,49 @@ def test_csv_collection_keeps_every_reject(isolated_env: Path, ledger_url: str, 
     assert ledger_rows(ledger_url, "SELECT onboarding, work_order_id FROM govops.extraction_run WHERE run_id = :r",
                        r=again.run_id) == [("refresh", "WO-DEMO-REFRESH")]  # fmt: skip
     assert ledger_rows(ledger_url, "SELECT first_run_id, refreshes FROM govops.data_catalog") == [(result.run_id, 1)]
+
+
+def test_monthly_summary_and_exports(isolated_env: Path, ledger_url: str, tmp_path: Path, monkeypatch) -> None:
+    """The summary adds up the month's committed runs per source; exports list the inventory."""
+    from zoneinfo import ZoneInfo
+
+    import openpyxl
+
+    from govops.pipelines.__main__ import main as cli
+
+    landing = tmp_path / "landing"
+    _, report = generate(SampleConfig(seed=11, persons=200), landing)
+    monkeypatch.setenv("GOVOPS_LANDING_ROOT", landing.as_uri())
+    engine = create_engine(ledger_url)
+    ensure_demo_work_order(engine, "WO-DEMO-COLLECT", "01", on=date(2026, 6, 1))
+    ensure_demo_work_order(engine, "WO-DEMO-REFRESH", "01", on=date(2026, 6, 1), difficulty=Decimal("0.1"))
+    with engine.begin() as conn:  # a clean month for this test's figures
+        conn.execute(text("DELETE FROM govops.extraction_run"))
+    engine.dispose()
+    for day in (8, 9):
+        result = run_dag("pipeline_landing_persons_export", logical_date=datetime(2026, 7, day, tzinfo=UTC))
+        assert result.state == "success", result.task_states
+    month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    summary = run_dag("extraction_monthly_summary", conf={"month": month},
+                      logical_date=datetime(2026, 7, 10, tzinfo=UTC))  # fmt: skip
+    assert summary.state == "success", summary.task_states
+    folder = isolated_env / "reports/extraction" / month
+    assert sorted(p.name for p in folder.iterdir()) == ["catalog.xlsx", "inventory.xlsx", "runs.xlsx", "summary.html"]
+
+    read = 2 * 205  # 200 persons and 5 injected duplicates, twice
+    missing = 2 * report.count("missing_name")
+    duplicates = 2 * report.count("duplicate_person")
+    page = (folder / "summary.html").read_text(encoding="utf-8")
+    row = page[page.index("<td><a href='#landing_persons_export'>") :].split("</tr>")[0]
+    cells = [c.split("<")[0] for c in row.split("<td class=n>")[1:]]
+    assert cells[:2] == ["2", f"{read:,}"]
+    assert cells[-2:] == [f"{1 - missing / read:.2%}", f"{1 - duplicates / read:.2%}"]
+    assert page.count("<svg") == 3  # volumes, and for the one active source its days and its reasons
+
+    inventory = openpyxl.load_workbook(folder / "inventory.xlsx").active
+    header, *rows = [list(r) for r in inventory.iter_rows(values_only=True)]
+    found = {r[header.index("pipeline")]: r for r in rows}
+    assert found["landing_persons_export"][header.index("database_type")] == "file (csv)"
+    out = tmp_path / "runs.csv"
+    cli(["export", "runs", "--out", str(out)])
+    assert len(out.read_text(encoding="utf-8-sig").splitlines()) == 1 + 2
