@@ -81,6 +81,35 @@ def test_incremental_jdbc_loads(isolated_env: Path, ledger_url: str, source_url:
     )
     assert metered == [(1, written), (0, 5)]  # a table is billed once; later loads keep their records
 
+    # A run killed after its job published a load but before the commit (simulated: the job
+    # run on its own, as the killed run's extract task did) leaves a load partition that the
+    # next run removes and reads again: no duplicate rows, and nothing metered twice.
+    from govops.pipelines.spec import load_spec
+    from govops.spark import manifest as manifests
+    from tests.integration import spark_submit
+
+    with source.begin() as conn:
+        conn.execute(text("UPDATE market_regulation.legal_persons SET updated_at = now() WHERE id <= 3"))
+    [(mark,)] = ledger_rows(ledger_url, "SELECT watermark FROM govops.extraction_state WHERE pipeline = :p",
+                            p="frontdb_legal_persons")  # fmt: skip
+    spec = load_spec(SPECS / "frontdb_legal_persons.yaml")
+    lake_root = isolated_env.as_uri()
+    killed = spark_submit.run("extract", {
+        "dag-id": dag, "run-id": "manual__killed", "task-id": "extract", "work-order-id": "WO-DEMO-0001",
+        "lake-root": lake_root, "manifest": manifests.manifest_uri(lake_root, dag, "manual__killed", "extract", -1),
+        "spec": spec.model_dump_json(), "watermark-from": mark,
+    }, jdbc_url=source_url)  # fmt: skip
+    assert killed.returncode == 0, killed.stderr[-2000:]
+    assert (published / "load=manual__killed").is_dir()
+    third = run_dag(dag, logical_date=datetime(2026, 7, 2, 12, tzinfo=UTC))
+    assert third.state == "success", third.task_states
+    assert not (published / "load=manual__killed").exists()
+    ids = pq.ParquetDataset(published).read(columns=["id"]).column("id").to_pylist()
+    assert len(ids) == written + 5 + 3 and len(set(ids)) == written + 5  # ids 1-3: a new version each
+    metered = ledger_rows(ledger_url, "SELECT run_id, quantity, records FROM govops.usage_event WHERE dag_id = :d "
+                          "AND run_id IN ('manual__killed', :r)", d=dag, r=third.run_id)  # fmt: skip
+    assert metered == [(third.run_id, 0, 3)]
+
     # A failing load leaves the watermark where the last commit put it.
     [(before,)] = ledger_rows(ledger_url, "SELECT watermark FROM govops.extraction_state WHERE pipeline = :p",
                               p="frontdb_legal_persons")  # fmt: skip

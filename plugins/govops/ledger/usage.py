@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from govops.service_items import SERVICE_ITEMS, UNITS
 
@@ -187,12 +187,13 @@ _CONFLICTS = """
      LIMIT 20"""
 
 
-def record_usage(engine: Engine, events: Iterable[UsageEvent]) -> RecordResult:
+def record_usage(target: Engine | Connection, events: Iterable[UsageEvent]) -> RecordResult:
     """Insert events; keys already present with the same measures are left alone.
 
     The batch is staged in a temporary table and applied with two set-based statements in
-    one transaction. Raises InvalidUsage (nothing written) or IdempotencyConflict (the whole
-    batch rolled back).
+    one transaction: its own given an Engine, or the caller's given a Connection (so that
+    metering commits together with what the caller records, e.g. a load and its watermark).
+    Raises InvalidUsage (nothing written) or IdempotencyConflict (the batch rolled back).
     """
     unique: dict[tuple[Any, ...], UsageEvent] = {}
     for event in events:
@@ -210,21 +211,28 @@ def record_usage(engine: Engine, events: Iterable[UsageEvent]) -> RecordResult:
     rows = [_row(e) for e in unique.values()]
     for row in rows:
         row["attributes"] = json.dumps(row["attributes"], ensure_ascii=False, default=str)
-    with engine.begin() as conn:
-        conn.execute(text(_STAGE))
-        conn.execute(text(_FILL), rows)
-        inserted = conn.execute(text(_APPLY)).rowcount
-        conflicts = conn.execute(text(_CONFLICTS)).all()
-        if conflicts:
-            # Raising inside engine.begin() rolls back the events inserted above.
-            lines = [
-                f"{r[0]}/{r[1]}/{r[2]}[{r[3]}] item {r[5]} work order {r[4] or '(unassigned)'} "
-                f"source {r[6]!r}: recorded (quantity, unit, records) = {tuple(r[7:10])}, now {tuple(r[10:13])}"
-                for r in conflicts
-            ]
-            raise IdempotencyConflict(
-                "event(s) contradict the ledger; nothing was recorded:\n  " + "\n  ".join(lines)
-            )
+    if isinstance(target, Connection):
+        with target.begin_nested():  # a savepoint: a conflict undoes only this batch
+            return _apply(target, rows)
+    with target.begin() as conn:
+        return _apply(conn, rows)
+
+
+def _apply(conn: Connection, rows: list[dict[str, Any]]) -> RecordResult:
+    conn.execute(text("DROP TABLE IF EXISTS pg_temp.incoming_usage"))
+    conn.execute(text(_STAGE))
+    conn.execute(text(_FILL), rows)
+    inserted = conn.execute(text(_APPLY)).rowcount
+    conflicts = conn.execute(text(_CONFLICTS)).all()
+    conn.execute(text("DROP TABLE pg_temp.incoming_usage"))
+    if conflicts:
+        # Raising inside the transaction (or savepoint) rolls back the events inserted above.
+        lines = [
+            f"{r[0]}/{r[1]}/{r[2]}[{r[3]}] item {r[5]} work order {r[4] or '(unassigned)'} "
+            f"source {r[6]!r}: recorded (quantity, unit, records) = {tuple(r[7:10])}, now {tuple(r[10:13])}"
+            for r in conflicts
+        ]
+        raise IdempotencyConflict("event(s) contradict the ledger; nothing was recorded:\n  " + "\n  ".join(lines))
     return RecordResult(inserted=inserted, unchanged=len(rows) - inserted)
 
 
@@ -272,7 +280,7 @@ def events_from_manifest(
 
 
 def meter_manifest(
-    engine: Engine,
+    engine: Engine | Connection,
     manifest: Mapping[str, Any],
     task: TaskRef,
     *,

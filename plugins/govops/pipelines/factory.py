@@ -2,8 +2,10 @@
 
 prepare refuses a bad work order, records the source in the inventory, removes load
 partitions of runs that never committed, and hands the committed watermark to the job.
-commit writes the run log and advances the watermark, in one transaction, after the job
-published its output and metered it. Nothing here touches a database at parse time.
+commit meters the job's manifest, writes the run log, advances the watermark and (item
+01) the catalog entry, all in one transaction, after the job published its output: a
+run killed anywhere before that commit leaves no usage and no watermark behind, and
+the next run reads its rows again. Nothing here touches a database at parse time.
 """
 
 from __future__ import annotations
@@ -151,6 +153,8 @@ def commit(spec: PipelineSpec, manifest: dict[str, Any], prepared: dict[str, Any
 
     from sqlalchemy import text
 
+    from govops.ledger.usage import TaskRef, meter_manifest
+
     output, rejects = manifest["outputs"][0], manifest["outputs"][1]
     counts, run = manifest["counts"], manifest["run"]
     watermark_from = prepared["watermark_from"]
@@ -180,6 +184,14 @@ def commit(spec: PipelineSpec, manifest: dict[str, Any], prepared: dict[str, Any
             )  # fmt: skip
             if spec.service_item == "01":
                 register_in_catalog(conn, spec, output, run["run_id"])
+            # Metered here, in the transaction that commits the load: a run abandoned before
+            # its commit has metered nothing, so the next run's re-read is not billed twice.
+            meter_manifest(
+                conn, manifest,
+                TaskRef(run["dag_id"], run["run_id"], run["task_id"], run.get("map_index", -1), run.get("try_number")),
+                work_order_id=prepared["work_order_id"], department=spec.department,
+                manifest_uri=manifest["manifest_uri"],
+            )  # fmt: skip
             conn.execute(
                 text(
                     """INSERT INTO govops.extraction_state (pipeline, watermark, first_run_id, loads, committed_at)
@@ -260,6 +272,7 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
             job=job_for(spec),
             job_args=job_args,
             jdbc_conn_id=jdbc_connection(spec),
+            meter=False,  # commit meters, with the load
             work_order_id="{{ ti.xcom_pull(task_ids='prepare')['work_order_id'] }}",
             department=spec.department,
         )
