@@ -48,8 +48,9 @@ def written(tmp_path: Path) -> list[dict[str, Any]]:
     return sorted(table.drop_columns(["_govops_run_id"]).to_pylist(), key=lambda r: r["id"])
 
 
-def rejects(tmp_path: Path) -> list[dict[str, Any]]:
-    return pq.ParquetDataset(tmp_path / "lake/rejects/landing/case").read().to_pylist()
+def rejects(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """This run's rejects."""
+    return pq.ParquetDataset(manifest["outputs"][1]["uri"].removeprefix("file://")).read().to_pylist()
 
 
 def landing(tmp_path: Path) -> Path:
@@ -81,7 +82,7 @@ def test_gbk_csv_with_every_kind_of_bad_row(tmp_path: Path) -> None:
     assert manifest["counts"] == {"read": 8, "written": 2, "rejected": 6}
     assert [(r["id"], r["name"], str(r["amount"])) for r in written(tmp_path)] == [(1, "张三", "12.50"),
                                                                                   (7, "周九", "7.25")]  # fmt: skip
-    reasons = Counter(r["reason"] for r in rejects(tmp_path))
+    reasons = Counter(r["reason"] for r in rejects(manifest))
     assert reasons == {
         "birth_date is not a date as yyyy-MM-dd: 1991-13-40": 1,
         "amount is not a decimal(12,2): abc": 1,
@@ -90,8 +91,8 @@ def test_gbk_csv_with_every_kind_of_bad_row(tmp_path: Path) -> None:
         "duplicate of an earlier row with the same id": 1,
     }
     assert manifest["outputs"][1]["reasons"] == dict(reasons)
-    assert all(r["source_location"].endswith("drop/persons.csv") for r in rejects(tmp_path))
-    bad_amount = next(r for r in rejects(tmp_path) if r["reason"].startswith("amount"))
+    assert all(r["source_location"].endswith("drop/persons.csv") for r in rejects(manifest))
+    bad_amount = next(r for r in rejects(manifest) if r["reason"].startswith("amount"))
     assert json.loads(bad_amount["record"])["amount"] == "abc"  # the value as it arrived
 
 
@@ -110,11 +111,11 @@ def test_schema_drift_fails_with_file_and_column_or_quarantines(tmp_path: Path) 
     code, manifest, err = run_extract(tmp_path, {**source, "on_schema_drift": "quarantine"}, run_id="r2")
     assert code == 0, manifest.get("error") or err[-3000:]
     assert manifest["counts"] == {"read": 5, "written": 2, "rejected": 3}
-    assert Counter(r["reason"] for r in rejects(tmp_path)) == {
+    assert Counter(r["reason"] for r in rejects(manifest)) == {
         "schema drift: new column 'phone'": 1,
         "schema drift: missing column 'birth_date'": 2,
     }
-    assert {json.loads(r["record"])["_corrupt_record"] for r in rejects(tmp_path)} == {"3,丙,2000-01-03,3,139",
+    assert {json.loads(r["record"])["_corrupt_record"] for r in rejects(manifest)} == {"3,丙,2000-01-03,3,139",
                                                                                       "4,丁,4", "5,戊,5"}  # fmt: skip
 
 
@@ -135,7 +136,7 @@ def test_xml_records_in_gbk(tmp_path: Path) -> None:
     assert code == 0, manifest.get("error") or err[-3000:]
     assert manifest["counts"] == {"read": 4, "written": 2, "rejected": 2}
     assert [r["name"] for r in written(tmp_path)] == ["张三", "王五"]
-    assert Counter(r["reason"] for r in rejects(tmp_path)) == {"amount is not a decimal(12,2): oops": 1,
+    assert Counter(r["reason"] for r in rejects(manifest)) == {"amount is not a decimal(12,2): oops": 1,
                                                                "missing name": 1}  # fmt: skip
 
 
@@ -166,10 +167,42 @@ def test_xlsx_workbooks(tmp_path: Path) -> None:
     assert manifest["counts"] == {"read": 6, "written": 2, "rejected": 4}
     assert [(r["id"], r["birth_date"].isoformat(), str(r["amount"])) for r in written(tmp_path)] == [
         (1, "1990-01-02", "12.50"), (5, "1990-05-06", "5.00")]  # fmt: skip
-    found = {r["reason"]: r["source_location"].rsplit("/", 1)[1] for r in rejects(tmp_path)}
+    found = {r["reason"]: r["source_location"].rsplit("/", 1)[1] for r in rejects(manifest)}
     assert found == {
         "birth_date is not a date as yyyy-MM-dd: 1990-02-30": "a.xlsx#人员!3",
         "amount is not a decimal(12,2): n/a": "a.xlsx#人员!4",
         "row has 5 values, 4 columns declared": "a.xlsx#人员!6",
         "schema drift: missing column 'birth_date'": "b.xlsx#Sheet!2",
     }
+
+
+def test_json_lines_and_parquet(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    lines = [
+        '{"id": 1, "name": "张三", "birth_date": "1990-01-02", "amount": 1.5, "extra": "ignored by name"}',
+        '{"id": 2, "name": "李四", "birth_date": "1990-01-03", "amount": "many"}',
+        '{"id": 3, "name": "王五", "birth_da',  # a write cut short
+        '{"id": 4, "birth_date": "1990-01-05", "amount": 4}',  # a missing field
+    ]
+    (landing(tmp_path) / "events.jsonl").write_bytes(("\n".join(lines) + "\n").encode("gbk"))
+    code, manifest, err = run_extract(
+        tmp_path, {"kind": "jsonl", "path": "drop/*.jsonl", "encoding": "gbk", "columns": COLUMNS},
+        {"required": ["name"]},
+    )  # fmt: skip
+    assert code == 0, manifest.get("error") or err[-3000:]
+    assert manifest["counts"] == {"read": 4, "written": 1, "rejected": 3}
+    assert [(r["id"], r["name"]) for r in written(tmp_path)] == [(1, "张三")]
+    assert Counter(r["reason"] for r in rejects(manifest)) == {
+        "amount is not a decimal(12,2): many": 1, "malformed record": 1, "missing name": 1}  # fmt: skip
+
+    folder = tmp_path / "landing" / "parquet"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1, 2, 2, 3], "name": ["a", "b", "b", None]}), folder / "part-0.parquet")
+    code, manifest, err = run_extract(
+        tmp_path, {"kind": "parquet", "path": "parquet"}, {"required": ["name"], "dedupe_keys": ["id"]}, run_id="r2"
+    )
+    assert code == 0, manifest.get("error") or err[-3000:]
+    assert manifest["counts"] == {"read": 4, "written": 2, "rejected": 2}
+    assert Counter(r["reason"] for r in rejects(manifest)) == {
+        "missing name": 1, "duplicate of an earlier row with the same id": 1}  # fmt: skip
