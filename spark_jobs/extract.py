@@ -104,13 +104,14 @@ def extract(ctx: job.JobContext) -> None:
     with ctx.timed("commit_s"):
         out.commit({"run": ctx.run, "rows": written, "checksum": checksum})
         rejects.commit({"run": ctx.run, "rows": rejected_rows})
+    files, size = ctx.fs.size(out.target)
     source_uri = a.jdbc_url if spec.source.kind == "jdbc" else spec.source.path
     ctx.inputs.append({"kind": spec.source.kind, "uri": source_uri, "table": getattr(spec.source, "table", None),
                        "rows": read_rows})  # fmt: skip
     ctx.outputs.append({
         "uri": out.target, "zone": spec.target.zone, "dataset": dataset, "format": "parquet", "rows": written,
         "columns": columns, "schema": {n: t for n, t in good.dtypes if n != LOCATION},
-        "checksum": {"algorithm": job.CHECKSUM_ALGORITHM, "value": checksum},
+        "checksum": {"algorithm": job.CHECKSUM_ALGORITHM, "value": checksum}, "files": files, "bytes": size,
         "watermark": stats["watermark"] if spec.watermark else None,
     })  # fmt: skip
     ctx.outputs.append({"uri": rejects.target, "zone": "rejects", "rows": rejected_rows, "reasons": reasons})

@@ -1,4 +1,6 @@
-"""``govops`` command line: ``python -m govops.cli demo`` (what ``./dev demo`` runs)."""
+"""``govops`` command line: ``python -m govops.cli demo`` (what ``./dev demo`` runs): the
+bundled sample data into the front-end database and the landing area, then every pipeline
+of ``include/pipelines/`` once, with what each read, loaded, rejected and metered."""
 
 from __future__ import annotations
 
@@ -6,11 +8,10 @@ import argparse
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from govops import settings
-
-DEMO_DAG = "svc04_batch_extraction_demo"
 
 
 def usage_of_run(dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -40,46 +41,76 @@ def demo(args: argparse.Namespace) -> int:
     if not args.verbose:  # Airflow reads this when it is imported, below
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
     from govops.dag_runs import run_dag
-    from govops.sample_data import load_sample
+    from govops.pipelines.spec import load_spec, spec_files
+    from govops.sample_data import SampleConfig, generate, load_sample
 
-    print(f"1/3 sample data (seed {args.seed}, {args.persons} persons) -> front-end database (前置库)")
+    print(f"1/3 sample data (seed {args.seed}, {args.persons} persons) -> front-end database (前置库) and landing")
     report = load_sample(settings.connection_url(settings.SOURCE_CONN_ID), seed=args.seed, persons=args.persons)
     for table, rows in report.items():
         print(f"    {table}: {rows} rows")
+    landing = settings.landing_root()
+    if landing.startswith("file://"):
+        generate(SampleConfig(seed=args.seed, persons=args.persons), Path(landing.removeprefix("file://")))
+        print(f"    files: {landing}")
 
     logical_date = datetime.fromisoformat(args.logical_date).replace(tzinfo=UTC)
-    _ensure_work_order(args.work_order, logical_date)
-    print(f"2/3 running DAG {DEMO_DAG} (work order {args.work_order}, logical date {logical_date:%Y-%m-%d})")
-    result = run_dag(DEMO_DAG, conf={"work_order_id": args.work_order}, logical_date=logical_date)
-    for task_id, state in sorted(result.task_states.items()):
-        print(f"    {task_id}: {state}")
-    if result.state != "success":
-        print(f"DAG run {result.run_id} ended {result.state}", file=sys.stderr)
-        return 1
+    specs = [load_spec(p) for p in spec_files()]
+    if args.pipeline:
+        specs = [s for s in specs if s.pipeline in args.pipeline]
+    _ensure_work_orders(specs, logical_date)
+    print(f"2/3 running {len(specs)} pipeline DAG(s) from include/pipelines/ (logical date {logical_date:%Y-%m-%d})")
+    failed = []
+    for spec in specs:
+        dag_id = f"pipeline_{spec.pipeline}"
+        result = run_dag(dag_id, logical_date=logical_date)
+        counts = _run_log(spec.pipeline, result.run_id)
+        print(f"    {dag_id}: {result.state}" + (f", read {counts[0]:,} = loaded {counts[1]:,} + rejected "
+                                                  f"{counts[2]:,}" if counts else ""))  # fmt: skip
+        if result.state != "success":
+            failed.append((dag_id, result.run_id, result.task_states))
+            continue
+        for row in usage_of_run(result.dag_id, result.run_id):
+            print(
+                f"      usage: work order {row['work_order_id']} item {row['service_item_code']} period "
+                f"{row['period']:%Y-%m}: {row['quantity']} {row['unit']}(s), {row['records']} records"
+            )
+    print("3/3 outputs")
+    print(f"    lake:      {settings.lake_root()}/raw/ (rejects/ keeps every rejected record with its reason)")
+    print(f"    manifests: {settings.lake_root()}/_manifests/")
+    print(f"    ledger:    govops.usage_event, govops.extraction_run, govops.data_catalog in {_redacted_ledger_url()}")
+    print("    reports:   ./dev python -m govops.pipelines summary --month YYYY-MM --out summary.html")
+    for dag_id, run_id, states in failed:
+        print(f"DAG run {dag_id} {run_id} failed: {states}", file=sys.stderr)
+    print("Re-running with the same logical date re-runs these runs and meters nothing twice.")
+    return 1 if failed else 0
 
-    print("3/3 outputs and metered usage")
-    print(f"    lake:      {settings.lake_root()}/raw/frontdb/")
-    print(f"    manifests: {settings.lake_root()}/_manifests/{DEMO_DAG}/")
-    print(f"    ledger:    govops.usage_event / govops.usage_summary_v1 in {_redacted_ledger_url()}")
-    for row in usage_of_run(result.dag_id, result.run_id):
-        print(
-            f"    usage: work order {row['work_order_id']} item {row['service_item_code']} period "
-            f"{row['period']:%Y-%m}: {row['quantity']} {row['unit']}(s), {row['records']} records, "
-            f"{row['events']} event(s)"
-        )
-    print(f"run id {result.run_id}: re-running the same logical date re-runs this run and meters nothing twice")
-    return 0
+
+def _run_log(pipeline: str, run_id: str) -> tuple[int, int, int] | None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT read, written, rejected FROM govops.extraction_run WHERE pipeline = :p AND run_id = :r"),
+                {"p": pipeline, "r": run_id},
+            ).first()
+    finally:
+        engine.dispose()
+    return tuple(row) if row else None
 
 
-def _ensure_work_order(work_order_id: str, when: datetime) -> None:
-    """The demo meters against an approved work order: create it the first time."""
+def _ensure_work_orders(specs: list[Any], when: datetime) -> None:
+    """The demo meters against approved work orders: create the specs' ones the first time."""
     from sqlalchemy import create_engine
 
+    from govops.pipelines.spec import demo_work_orders
     from govops.settlement.workorders import ensure_demo_work_order
 
     engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
     try:
-        ensure_demo_work_order(engine, work_order_id, on=when.date())
+        for order, item, difficulty in demo_work_orders(specs):
+            ensure_demo_work_order(engine, order, item, on=when.date(), difficulty=difficulty)
     finally:
         engine.dispose()
 
@@ -93,8 +124,8 @@ def _redacted_ledger_url() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="govops")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="batch extraction of the bundled sample data, metered")
-    p.add_argument("--work-order", default="WO-DEMO-0001")
+    p = sub.add_parser("demo", help="the bundled extraction pipelines over the sample data, metered")
+    p.add_argument("--pipeline", action="append", help="run only this pipeline (repeatable); default all")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--persons", type=int, default=500)
     p.add_argument("--logical-date", default=datetime.now(UTC).strftime("%Y-%m-%d"))

@@ -1,4 +1,5 @@
-"""spark_jobs/batch_extract.py as a real spark-submit program against real PostgreSQL."""
+"""spark_jobs/extract.py as a real spark-submit program against real PostgreSQL: a
+partitioned JDBC full load, its retry, and a kill in the middle of the write."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from govops.ledger.usage import TaskRef, meter_manifest
+from govops.pipelines.spec import PipelineSpec
 from govops.spark import manifest as manifests
 
 from . import spark_submit
@@ -47,11 +49,14 @@ def job_args(lake: Path, run_id: str, try_number: int = 1) -> dict[str, object]:
         "work-order-id": "WO-T",
         "lake-root": lake_root,
         "manifest": manifests.manifest_uri(lake_root, "jobtest", run_id, "extract", -1),
-        "source-table": TABLE,
-        "dataset": "frontdb/jobtest/people",
-        "partition-column": "id",
-        "num-partitions": 3,
-    }
+        "spec": PipelineSpec.model_validate({
+            "pipeline": "jobtest_people", "description": "d", "service_item": "04", "department": "区公安分局",
+            "work_order": "WO-T", "source": {"kind": "jdbc", "table": TABLE, "partition_column": "id",
+                                             "num_partitions": 3},
+            "target": {"dataset": "frontdb/jobtest/people"},
+        }).model_dump_json(),
+        "first-load": "true",
+    }  # fmt: skip
 
 
 def published_rows(lake: Path) -> int:
@@ -60,7 +65,7 @@ def published_rows(lake: Path) -> int:
 
 def test_extract_writes_reconciled_output_and_manifest(tmp_path: Path, source_table: str, source_url: str) -> None:
     args = job_args(tmp_path, "run-1")
-    result = spark_submit.run("batch_extract", args, jdbc_url=source_url)
+    result = spark_submit.run("extract", args, jdbc_url=source_url)
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = manifests.read(str(args["manifest"]))
     manifests.validate(manifest, expected_run={"run_id": "run-1", "try_number": 1}, uri="m")
@@ -77,7 +82,7 @@ def test_extract_writes_reconciled_output_and_manifest(tmp_path: Path, source_ta
     assert not (tmp_path / "_staging").exists() or not any((tmp_path / "_staging").rglob("*.parquet"))
 
     # A retry of the same task overwrites, it does not append: same rows, same checksum.
-    again = spark_submit.run("batch_extract", job_args(tmp_path, "run-1", try_number=2), jdbc_url=source_url)
+    again = spark_submit.run("extract", job_args(tmp_path, "run-1", try_number=2), jdbc_url=source_url)
     assert again.returncode == 0, again.stderr[-3000:]
     second = manifests.read(str(args["manifest"]))
     assert second["run"]["try_number"] == 2
@@ -88,13 +93,13 @@ def test_extract_writes_reconciled_output_and_manifest(tmp_path: Path, source_ta
 def test_killed_run_leaves_the_published_dataset_whole(
     tmp_path: Path, source_table: str, source_url: str, ledger
 ) -> None:
-    first = spark_submit.run("batch_extract", job_args(tmp_path, "run-old"), jdbc_url=source_url)
+    first = spark_submit.run("extract", job_args(tmp_path, "run-old"), jdbc_url=source_url)
     assert first.returncode == 0, first.stderr[-3000:]
     marker = tmp_path / "raw/frontdb/jobtest/people/_GOVOPS_COMMIT.json"
     assert '"run_id": "run-old"' in marker.read_text()
 
     args = job_args(tmp_path, "run-killed")
-    cmd, env = spark_submit.command("batch_extract", args, jdbc_url=source_url)
+    cmd, env = spark_submit.command("extract", args, jdbc_url=source_url)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     staging = tmp_path / "_staging/jobtest/run-killed/extract/raw/frontdb/jobtest/people"
     deadline = time.monotonic() + 300
@@ -111,7 +116,7 @@ def test_killed_run_leaves_the_published_dataset_whole(
         manifests.read(str(args["manifest"]))
 
     # The retry clears the killed attempt's staging and publishes exactly one copy.
-    retry = spark_submit.run("batch_extract", job_args(tmp_path, "run-killed", try_number=2), jdbc_url=source_url)
+    retry = spark_submit.run("extract", job_args(tmp_path, "run-killed", try_number=2), jdbc_url=source_url)
     assert retry.returncode == 0, retry.stderr[-3000:]
     assert '"run_id": "run-killed"' in marker.read_text()
     assert published_rows(tmp_path) == ROWS

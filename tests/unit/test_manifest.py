@@ -10,7 +10,7 @@ RUN = {"run_id": "r1", "task_id": "t", "try_number": 2}
 def good() -> dict:
     return {
         "manifest_version": 1,
-        "job": "batch_extract",
+        "job": "extract",
         "status": "succeeded",
         "run": {"dag_id": "d", "run_id": "r1", "task_id": "t", "map_index": 0, "try_number": 2},
         "started_at": "2026-01-01T00:00:00+00:00",
@@ -55,7 +55,7 @@ def test_manifest_location_is_per_task_instance_and_path_safe() -> None:
 def test_read_and_remove_round_trip(tmp_path) -> None:
     path = tmp_path / "x.json"
     path.write_text(json.dumps(good()))
-    assert m.read(path.as_uri())["job"] == "batch_extract"
+    assert m.read(path.as_uri())["job"] == "extract"
     m.remove(path.as_uri())
     assert not path.exists()
     with pytest.raises(m.ManifestError, match="no manifest"):

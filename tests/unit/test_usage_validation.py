@@ -60,7 +60,7 @@ def test_items_metered_in_two_units_accept_both() -> None:
 
 def test_events_from_manifest_carry_work_order_and_source() -> None:
     manifest = {
-        "job": "batch_extract",
+        "job": "extract",
         "finished_at": NOW.isoformat(),
         "metering": [
             {"service_item": "04", "unit": "table", "quantity": 1, "records": 7, "data_source": "a.b"},

@@ -150,6 +150,7 @@ def _remove_uncommitted_loads(spec: PipelineSpec, keep_runs: set[str]) -> list[s
 
 def commit(spec: PipelineSpec, manifest: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
     import json
+    import time
 
     from sqlalchemy import text
 
@@ -186,12 +187,14 @@ def commit(spec: PipelineSpec, manifest: dict[str, Any], prepared: dict[str, Any
                 register_in_catalog(conn, spec, output, run["run_id"])
             # Metered here, in the transaction that commits the load: a run abandoned before
             # its commit has metered nothing, so the next run's re-read is not billed twice.
+            metering_started = time.perf_counter()
             meter_manifest(
                 conn, manifest,
                 TaskRef(run["dag_id"], run["run_id"], run["task_id"], run.get("map_index", -1), run.get("try_number")),
                 work_order_id=prepared["work_order_id"], department=spec.department,
                 manifest_uri=manifest["manifest_uri"],
             )  # fmt: skip
+            metering_s = time.perf_counter() - metering_started
             conn.execute(
                 text(
                     """INSERT INTO govops.extraction_state (pipeline, watermark, first_run_id, loads, committed_at)
@@ -204,7 +207,7 @@ def commit(spec: PipelineSpec, manifest: dict[str, Any], prepared: dict[str, Any
             )
     finally:
         engine.dispose()
-    return {"pipeline": spec.pipeline, **counts, "watermark": new_mark}
+    return {"pipeline": spec.pipeline, **counts, "watermark": new_mark, "metering_s": round(metering_s, 4)}
 
 
 def jdbc_connection(spec: PipelineSpec) -> str | None:

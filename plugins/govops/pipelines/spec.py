@@ -7,6 +7,7 @@ Validated with pydantic, so an error names the file and the field path at fault,
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -221,3 +222,17 @@ def spec_files(folder: Path | None = None) -> list[Path]:
 
     folder = folder or Path(os.environ.get("GOVOPS_PIPELINES_DIR") or settings.repo_root() / PIPELINES_DIR)
     return sorted(folder.glob("*.yaml"))
+
+
+def demo_work_orders(specs: list[PipelineSpec]) -> list[tuple[str, str, Decimal]]:
+    """(work order, item, difficulty) the specs meter against, for demo fixtures: a refresh
+    (保鲜) order is priced at a tenth of new collection."""
+    from decimal import Decimal
+
+    orders = {}
+    for spec in specs:
+        orders.setdefault(spec.work_order, (spec.work_order, spec.service_item, Decimal(1)))
+        if spec.refresh_work_order:
+            orders.setdefault(spec.refresh_work_order,
+                              (spec.refresh_work_order, spec.service_item, Decimal("0.1")))  # fmt: skip
+    return list(orders.values())

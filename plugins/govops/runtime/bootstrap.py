@@ -100,10 +100,10 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
     landing area and the demo work orders, so `airflow dags test` and the UI's trigger
     button work before `./dev demo` ever ran."""
     from datetime import date
-    from decimal import Decimal
 
     from sqlalchemy import create_engine, text
 
+    from govops.pipelines.spec import SpecError, demo_work_orders, load_spec, spec_files
     from govops.settlement.workorders import ensure_demo_work_order
 
     source = create_engine(source_url)
@@ -114,11 +114,15 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         from govops.sample_data import load_sample
 
         load_sample(source_url)
+    specs = []
+    for path in spec_files():
+        try:
+            specs.append(load_spec(path))
+        except SpecError:
+            continue  # the DAG processor reports it
     ledger = create_engine(ledger_url)
-    ensure_demo_work_order(ledger, "WO-DEMO-0001", on=date.today())
-    ensure_demo_work_order(ledger, "WO-DEMO-COLLECT", "01", on=date.today())
-    # Refreshing (保鲜) an onboarded dataset is priced at a tenth of new collection.
-    ensure_demo_work_order(ledger, "WO-DEMO-REFRESH", "01", on=date.today(), difficulty=Decimal("0.1"))
+    for order, item, difficulty in demo_work_orders(specs):
+        ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty)
     ledger.dispose()
     landing = settings.home() / "landing"
     if not (landing / "sample_report.json").exists():

@@ -1,4 +1,6 @@
-"""The demo pipeline under real Airflow (dag.test), real Spark and real PostgreSQL."""
+"""A full-load batch pipeline (item 04) under real Airflow (dag.test), real Spark and real
+PostgreSQL: metered once per table, re-runs meter nothing twice, failures are recorded,
+and a bad work order is refused before any work."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from govops.sample_data import load_sample
 from govops.settlement.workorders import ensure_demo_work_order
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
-DAG_ID = "svc04_batch_extraction_demo"
-TABLES = ("public_security.persons", "market_regulation.legal_persons", "planning_resources.addresses")
+DAG_ID = "pipeline_frontdb_persons"
+TABLE = "public_security.persons"
 
 
 @pytest.fixture(scope="module")
@@ -44,32 +46,31 @@ def work_order(ledger_url: str, work_order_id: str) -> None:
     engine.dispose()
 
 
-def test_demo_extracts_every_table_and_meters_each_once(isolated_env: Path, ledger_url: str, source_rows) -> None:
+def test_full_load_meters_the_table_once(isolated_env: Path, ledger_url: str, source_rows) -> None:
     when = datetime(2026, 6, 1, tzinfo=UTC)
     work_order(ledger_url, "WO-TEST-1")
     first = run_dag(DAG_ID, conf={"work_order_id": "WO-TEST-1"}, logical_date=when)
     assert first.state == "success", first.task_states
-    assert sorted(first.task_states) == [
-        "extract_table[0]", "extract_table[1]", "extract_table[2]", "plan", "summarize"
-    ]
-
-    for table in TABLES:
-        published = isolated_env / "raw/frontdb" / table.replace(".", "/")
-        assert pq.ParquetDataset(published).read(columns=["id"]).num_rows == source_rows[table]
-    expected = sorted((t, "WO-TEST-1", "04", "table", 1, source_rows[t]) for t in TABLES)
+    assert sorted(first.task_states) == ["commit", "extract", "prepare"]
+    published = isolated_env / "raw/frontdb/public_security/persons"
+    assert pq.ParquetDataset(published).read(columns=["id"]).num_rows == source_rows[TABLE]
+    expected = [(TABLE, "WO-TEST-1", "04", "table", 1, source_rows[TABLE])]
     assert [r[:6] for r in usage(ledger_url, first.run_id)] == expected
 
     # Re-running the same run (as clearing it in the UI does) runs every task again,
     # rewrites the lake and meters nothing twice.
-    manifest_file = next((isolated_env / "_manifests" / DAG_ID).rglob("extract_table.0.json"))
+    manifest_file = next((isolated_env / "_manifests" / DAG_ID).rglob("extract.json"))
     first_start = json.loads(manifest_file.read_text())["started_at"]
     second = run_dag(DAG_ID, conf={"work_order_id": "WO-TEST-1"}, logical_date=when)
     assert second.run_id == first.run_id and second.state == "success"
     assert json.loads(manifest_file.read_text())["started_at"] > first_start  # the job really ran again
     assert [r[:6] for r in usage(ledger_url, first.run_id)] == expected
-    for table in TABLES:
-        published = isolated_env / "raw/frontdb" / table.replace(".", "/")
-        assert pq.ParquetDataset(published).read(columns=["id"]).num_rows == source_rows[table]
+    assert pq.ParquetDataset(published).read(columns=["id"]).num_rows == source_rows[TABLE]
+
+    # A later full load of the same table is not a new table: its records, quantity 0.
+    third = run_dag(DAG_ID, conf={"work_order_id": "WO-TEST-1"}, logical_date=datetime(2026, 6, 5, tzinfo=UTC))
+    assert third.state == "success", third.task_states
+    assert [r[4:6] for r in usage(ledger_url, third.run_id)] == [(0, source_rows[TABLE])]
 
 
 def test_failed_attempts_are_recorded_and_meter_nothing(
@@ -80,19 +81,15 @@ def test_failed_attempts_are_recorded_and_meter_nothing(
     monkeypatch.setenv("GOVOPS_SOURCE_DATABASE_URL", ledger_url)
     monkeypatch.setenv("AIRFLOW_CONN_FRONTDB_DEFAULT", ledger_url)
     monkeypatch.setenv("GOVOPS_RETRY_DELAY_SECONDS", "0")
-    result = run_dag(
-        DAG_ID,
-        conf={"work_order_id": "WO-TEST-2", "tables": ["public_security.persons"]},
-        logical_date=datetime(2026, 6, 2, tzinfo=UTC),
-    )
+    result = run_dag(DAG_ID, conf={"work_order_id": "WO-TEST-2"}, logical_date=datetime(2026, 6, 2, tzinfo=UTC))
     assert result.state == "failed"
-    assert result.task_states["extract_table[0]"] == "failed"
+    assert result.task_states["extract"] == "failed"
     engine = create_engine(ledger_url)
     with engine.connect() as conn:
         failures = conn.execute(
             text(
                 "SELECT try_number, final, work_order_id FROM govops.task_failure "
-                "WHERE run_id = :r AND task_id = 'extract_table' ORDER BY try_number"
+                "WHERE run_id = :r AND task_id = 'extract' ORDER BY try_number"
             ),
             {"r": result.run_id},
         ).all()
@@ -106,11 +103,11 @@ def test_a_run_against_an_unknown_work_order_is_refused(
 ) -> None:
     monkeypatch.setenv("GOVOPS_RETRY_DELAY_SECONDS", "0")
     result = run_dag(DAG_ID, conf={"work_order_id": "WO-NOBODY"}, logical_date=datetime(2026, 6, 3, tzinfo=UTC))
-    assert result.state == "failed" and result.task_states["plan"] == "failed"
+    assert result.state == "failed" and result.task_states["prepare"] == "failed"
     engine = create_engine(ledger_url)
     with engine.connect() as conn:
         errors = conn.execute(
-            text("SELECT error FROM govops.task_failure WHERE run_id = :r AND task_id = 'plan' AND final"),
+            text("SELECT error FROM govops.task_failure WHERE run_id = :r AND task_id = 'prepare' AND final"),
             {"r": result.run_id},
         ).scalars().all()
     engine.dispose()
