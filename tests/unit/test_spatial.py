@@ -1,0 +1,118 @@
+"""Spatial verification building blocks: every reason code on crafted records, batch
+coordinate-system detection, point-in-polygon against geopandas.sjoin, address parsing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from govops import coords
+from govops.spatial import address, boundaries, checks
+
+RULES = checks.Rules()
+
+
+def run_point_checks(rows: list[tuple[object, object]]) -> dict[str, list[bool]]:
+    frame = pd.DataFrame(rows, columns=["lon", "lat"], dtype=object)
+    _, _, flags = checks.point_checks(frame["lon"], frame["lat"], RULES)
+    return {code: flag.tolist() for code, flag in flags.items()}
+
+
+def test_every_point_reason_on_crafted_records() -> None:
+    rows = [
+        ("121.123456", "31.154321"),  # fine
+        (None, "31.1"),  # missing
+        ("", "31.123456"),  # missing
+        ("121.1x", "31.123456"),  # non-numeric
+        ("301.123456", "31.123456"),  # out of range
+        ("0", "0"),  # placeholder
+        ("121.0", "31.0"),  # whole degrees: placeholder
+        ("31.154321", "121.123456"),  # swapped
+        ("121.12", "31.15"),  # low precision
+        (121.123456, 31.154321),  # numbers, not text
+    ]
+    flags = run_point_checks(rows)
+    expected = {
+        "MISSING": [1, 2], "NON_NUMERIC": [3], "OUT_OF_RANGE": [4], "PLACEHOLDER": [5, 6], "SWAPPED": [7],
+        "LOW_PRECISION": [8],
+    }  # fmt: skip
+    for code, rows_flagged in expected.items():
+        assert [i for i, f in enumerate(flags[code]) if f] == rows_flagged, code
+
+
+def test_swapped_points_are_restored() -> None:
+    frame = pd.DataFrame({"lon": ["31.154321"], "lat": ["121.123456"]})
+    lon, lat, flags = checks.point_checks(frame["lon"], frame["lat"], RULES)
+    assert flags["SWAPPED"].tolist() == [True] and (lon[0], lat[0]) == (121.123456, 31.154321)
+
+
+def test_exact_and_near_duplicates_flag_the_later_record() -> None:
+    lon = np.array([121.1, 121.1, 121.100005, 121.2, 121.1003])
+    lat = np.array([31.1, 31.1, 31.100004, 31.2, 31.1])
+    exact, near = checks.duplicates(lon, lat, np.ones(5, dtype=bool), tolerance_m=1.0)
+    assert exact.tolist() == [False, True, False, False, False]
+    assert near.tolist() == [False, False, True, False, False]  # 0.7 m away; 28 m is not near
+
+
+def test_outcomes_and_reason_lists() -> None:
+    flags = {"SWAPPED": np.array([False, True, True, False]), "LOW_PRECISION": np.array([False, False, True, False]),
+             "CRS_SHIFTED": np.array([False, False, False, True])}  # fmt: skip
+    outcome, reasons = checks.outcomes(flags)
+    assert outcome.tolist() == ["verified", "corrected", "field_verification", "corrected"]
+    assert reasons.tolist() == ["", "SWAPPED", "SWAPPED;LOW_PRECISION", "CRS_SHIFTED"]
+
+
+@pytest.mark.parametrize("system", ["WGS-84", "GCJ-02", "BD-09"])
+def test_a_batch_in_another_system_is_detected(system: str) -> None:
+    rng = np.random.default_rng(5)
+    ref_lon, ref_lat = rng.uniform(120.95, 121.3, 2000), rng.uniform(31.0, 31.25, 2000)
+    lon, lat = coords.from_wgs84(ref_lon, ref_lat, system)
+    # Real records are not exactly on their reference: a few metres of noise, and some
+    # records of another place altogether.
+    lon = lon + rng.normal(0, 3e-5, 2000)
+    lat = lat + rng.normal(0, 3e-5, 2000)
+    lon[:100] += 0.01
+    found = checks.detect_system(lon, lat, ref_lon, ref_lat)
+    assert found is not None and found.system == system
+    assert found.matched >= 1850 and found.compared == 2000
+    if system == "GCJ-02":  # the Mars offset in Qingpu: about 500 m, east-south-east
+        east, north = found.shift_m
+        assert 400 < east < 600 and -350 < north < -150
+
+
+def test_point_in_polygon_matches_geopandas_sjoin() -> None:
+    import geopandas as gpd
+
+    b = boundaries.load()
+    assert b.names[0] == "青浦区" and len(b.names) == 7
+    rng = np.random.default_rng(3)
+    x0, y0, x1, y1 = b.bounds
+    lon, lat = rng.uniform(x0, x1, 50_000), rng.uniform(y0, y1, 50_000)
+    lon[:3] = np.nan
+    ours = boundaries.assign(b, lon, lat)
+    points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    polygons = gpd.GeoDataFrame({"i": range(len(b.names))}, geometry=list(b.polygons), crs=4326)
+    joined = gpd.sjoin(points, polygons, how="left", predicate="intersects")
+    theirs = joined[~joined.index.duplicated(keep="first")]["i"].fillna(-1).astype(int).to_numpy()
+    assert (ours == theirs).all()
+    assert (ours == 0).sum() > 1000 and (ours == -1).sum() > 1000
+
+
+ADDRESSES = [
+    ("上海市青浦区夏阳街道公园路120号", ("上海市", "", "青浦区", "夏阳街道", "公园路", "120号")),
+    ("上海市上海市青浦区朱家角镇沪青平公路1-3号", ("上海市", "上海市", "青浦区", "朱家角镇", "沪青平公路", "1-3号")),
+    ("上海青浦区华新镇华新路6号", ("上海市", "", "青浦区", "华新镇", "华新路", "6号")),
+    ("青浦区徐泾镇徐泾北路88号", ("", "", "青浦区", "徐泾镇", "徐泾北路", "88号")),
+    ("江苏省苏州市昆山市花桥镇绿地大道8号", ("江苏省", "苏州市", "昆山市", "花桥镇", "绿地大道", "8号")),
+    ("浙江省嘉兴市嘉善县西塘镇南苑路10号", ("浙江省", "嘉兴市", "嘉善县", "西塘镇", "南苑路", "10号")),
+    ("上海市青浦区崧泽大道 9000 号", ("上海市", "", "青浦区", "", "崧泽大道", "9000号")),
+    ("朱家角镇漕平路", ("", "", "", "朱家角镇", "漕平路", "")),
+]
+
+
+def test_address_parsing() -> None:
+    parsed = address.parse(pd.Series([a for a, _ in ADDRESSES]))
+    for (text, want), got in zip(ADDRESSES, parsed.itertuples(index=False), strict=True):
+        assert tuple(got) == want, text
+    assert address.standard_form(parsed).iloc[0] == "夏阳街道公园路120号"
