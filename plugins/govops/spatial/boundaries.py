@@ -81,3 +81,20 @@ def assign(boundaries: Boundaries, lon: NDArray, lat: NDArray) -> NDArray[np.int
     order = np.argsort(-polygon_i, kind="stable")
     result[idx[point_i[order]]] = polygon_i[order]
     return result
+
+
+_PARSED: dict[str, Boundaries] = {}
+
+
+def from_bytes(suffix: str, data: bytes) -> Boundaries:
+    """Boundaries shipped as file bytes (a Spark broadcast), parsed once per process."""
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha256(data).hexdigest()
+    if key not in _PARSED:
+        with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+            handle.write(data)
+            handle.flush()
+            _PARSED[key] = load(Path(handle.name))
+    return _PARSED[key]

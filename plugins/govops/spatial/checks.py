@@ -70,7 +70,7 @@ def parse_coordinates(raw_lon: pd.Series, raw_lat: pd.Series) -> tuple[NDArray, 
 def decimals(raw: pd.Series) -> NDArray[np.int64]:
     """Decimals written in the source text (a float column counts its shortest repr)."""
     text = raw.astype("string").str.strip()
-    fraction = text.str.extract(r"\.(\d*?)0*$", expand=False).fillna("")
+    fraction = text.str.extract(r"\.(\d*)$", expand=False).fillna("")
     return fraction.str.len().to_numpy(dtype=np.int64, na_value=0)
 
 

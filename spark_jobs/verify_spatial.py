@@ -1,0 +1,217 @@
+"""Spatial verification (空间地理数据核实, item 10): check every record's coordinates,
+coordinate system, district and address, and say what to do with it.
+
+    spark-submit --py-files govops.zip spark_jobs/verify_spatial.py <contract arguments> \
+        --input <lake dataset of new spatial records> --reference <standard address library> \
+        --dataset <name> [--id-column id --lon-column lon --lat-column lat
+        --address-column address --address-id-column address_id] [--boundaries FILE]
+
+1. The batch's coordinate system: records joined to their standard address, a sample of
+   the pairs compared on the driver (checks.detect_system).
+2. Per record, per Arrow batch (govops.spatial.verify): point checks, the batch's
+   system converted to WGS-84, point-in-polygon against the boundaries (shipped to each
+   executor once, as a broadcast variable), address district, distance to the reference.
+3. Duplicates across the whole input: exact ones by a window over the point; near ones
+   per grid cell with a spatial index, each point also visiting the neighbouring cells it
+   is within the tolerance of, so pairs across a cell border are found too.
+4. Outcome per record (verified / corrected / field_verification) and its reasons.
+
+Outputs: <lake>/verified/<dataset> (every record with outcome, reasons and the corrected
+WGS-84 point), <lake>/anomalies/spatial/<dataset>/<run> (the records with a reason), the
+run's figures for the report, and metering: item 10, one coordinate point per record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from govops.spark import job
+from govops.spark.manifest import run_key
+
+CELL_DEG = 0.01  # about 1 km: the unit of work of the near-duplicate search
+
+
+def _source(ctx: job.JobContext):  # -> DataFrame with the verify.py input columns
+    from pyspark.sql import functions as F
+
+    a = ctx.args
+    records = ctx.spark.read.parquet(a.input)
+    missing = [c for c in (a.id_column, a.lon_column, a.lat_column) if c not in records.columns]
+    if missing:
+        raise ValueError(f"{a.input}: no column(s) {', '.join(missing)}; columns: {', '.join(records.columns)}")
+    cols = [
+        F.col(a.id_column).cast("string").alias("record_id"),
+        F.col(a.lon_column).cast("string").alias("lon_raw"),
+        F.col(a.lat_column).cast("string").alias("lat_raw"),
+        (F.col(a.address_column).cast("string") if a.address_column in records.columns
+         else F.lit(None).cast("string")).alias("address"),
+    ]  # fmt: skip
+    if a.reference and a.address_id_column in records.columns:
+        reference = ctx.spark.read.parquet(a.reference).select(
+            F.col("id").alias("__ref_id"), F.col("lon").cast("double").alias("ref_lon"),
+            F.col("lat").cast("double").alias("ref_lat"),
+        )  # fmt: skip
+        joined = records.join(F.broadcast(reference), records[a.address_id_column] == reference["__ref_id"], "left")
+        return joined.select(*cols, "ref_lon", "ref_lat")
+    return records.select(*cols, F.lit(None).cast("double").alias("ref_lon"),
+                          F.lit(None).cast("double").alias("ref_lat"))  # fmt: skip
+
+
+def verify(ctx: job.JobContext) -> None:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from govops.spatial import boundaries, checks, verify
+
+    a = ctx.args
+    rules = checks.Rules(min_decimals=a.min_decimals, near_duplicate_m=a.near_duplicate_m,
+                         far_from_address_m=a.far_from_address_m)  # fmt: skip
+    area = boundaries.load(Path(a.boundaries) if a.boundaries else None)
+    rules = checks.Rules(**{**rules.__dict__, "area_bounds": area.bounds})
+    source = _source(ctx).cache()
+
+    with ctx.timed("detect_system_s"):
+        sample = source.where(F.col("ref_lon").isNotNull()).select("lon_raw", "lat_raw", "ref_lon", "ref_lat")
+        pairs = sample.limit(50_000).toPandas()
+        system = None
+        if len(pairs):
+            lon, lat, _ = checks.point_checks(pairs["lon_raw"], pairs["lat_raw"], rules)
+            system = checks.detect_system(lon, lat, pairs["ref_lon"].to_numpy(float), pairs["ref_lat"].to_numpy(float))
+        # A batch is converted only when most of its records sit on their references under
+        # another system; otherwise it stays as recorded and the distances speak.
+        batch_system = system.system if system and system.matched >= 0.5 * system.compared else "WGS-84"
+
+    polygons = ctx.spark.sparkContext.broadcast((Path(area.source).suffix, Path(area.source).read_bytes()))
+    district, rules_json = a.district, json.dumps(rules.__dict__)
+
+    def per_batch(frames):  # runs on the executors
+        from govops.spatial import boundaries as b
+        from govops.spatial import checks as c
+        from govops.spatial import verify as v
+
+        local = b.from_bytes(*polygons.value)  # parsed once per Python worker
+        local_rules = c.Rules(**{k: tuple(x) if isinstance(x, list) else x for k, x in json.loads(rules_json).items()})
+        for frame in frames:
+            yield v.verify_batch(frame, local, local_rules, batch_system=batch_system, expected_district=district)
+
+    with ctx.timed("checks_s"):
+        checked = source.mapInPandas(per_batch, verify.OUTPUT_SCHEMA)
+        # Exact duplicates: the same WGS-84 point as an earlier record (by record id).
+        same_point = Window.partitionBy("lon", "lat").orderBy("record_id")
+        checked = checked.withColumn(
+            "DUPLICATE", F.col("lon").isNotNull() & (F.row_number().over(same_point) > 1)
+        ).cache()
+        near = _near_duplicates(ctx, checked, rules.near_duplicate_m)
+        checked = checked.join(near, "record_id", "left").withColumn(
+            "NEAR_DUPLICATE", F.coalesce(F.col("NEAR_DUPLICATE"), F.lit(False)) & ~F.col("DUPLICATE")
+        )
+        codes = list(checks.REASONS)
+        reasons = F.concat_ws(";", *[F.when(F.col(code), F.lit(code)) for code in codes])
+        fixable = F.lit(False)
+        unfixable = F.lit(False)
+        for code in codes:
+            if code in checks.AUTO_FIXABLE:
+                fixable = fixable | F.col(code)
+            else:
+                unfixable = unfixable | F.col(code)
+        result = checked.select(
+            "record_id", "lon_raw", "lat_raw", "address", "lon", "lat", "district_found", "district_named",
+            "distance_to_reference_m", reasons.alias("reasons"),
+            F.when(~(fixable | unfixable), "verified").when(~unfixable, "corrected")
+            .otherwise("field_verification").alias("outcome"),
+        )  # fmt: skip
+
+    out = ctx.staged_output("verified", a.dataset)
+    key = run_key(a.dag_id, a.run_id, a.task_id, a.map_index).replace("/", "__")
+    anomalies = ctx.staged_output("anomalies", f"spatial/{a.dataset}/{key}")
+    with ctx.timed("write_s"):
+        result.write.mode("overwrite").parquet(out.staging)
+        written = ctx.spark.read.parquet(out.staging)
+        written.where(F.col("reasons") != "").write.mode("overwrite").parquet(anomalies.staging)
+    stats = written.groupBy("outcome").count().collect()
+    by_outcome = {r["outcome"]: int(r["count"]) for r in stats}
+    reasons_count = {
+        r["reason"]: int(r["count"])
+        for r in written.select(F.explode(F.split("reasons", ";")).alias("reason")).where(F.col("reason") != "")
+        .groupBy("reason").count().collect()
+    }  # fmt: skip
+    total = sum(by_outcome.values())
+    read = source.count()
+    if read != total:
+        raise RuntimeError(f"{a.dataset}: counts do not reconcile: read {read}, verified {total}")
+    distances = written.where(F.col("distance_to_reference_m").isNotNull()).select(
+        F.percentile_approx("distance_to_reference_m", [0.5, 0.9, 0.99]).alias("q")
+    ).first()["q"] or []
+    out.commit({"run": ctx.run, "rows": total})
+    anomalies.commit({"run": ctx.run, "rows": sum(n for o, n in by_outcome.items() if o != "verified")})
+    ctx.counts.update(read=read, written=total, rejected=0)
+    ctx.inputs.append({"kind": "parquet", "uri": a.input, "rows": read})
+    ctx.outputs.append({"uri": out.target, "zone": "verified", "dataset": a.dataset, "rows": total,
+                        "outcomes": by_outcome, "reasons": reasons_count,
+                        "batch_system": batch_system,
+                        "system_evidence": system.__dict__ if system else None,
+                        "distance_to_reference_m": dict(zip(("p50", "p90", "p99"), distances, strict=False)),
+                        })  # fmt: skip
+    ctx.outputs.append({"uri": anomalies.target, "zone": "anomalies", "rows": total - by_outcome.get("verified", 0)})
+    ctx.metering.append({"service_item": "10", "unit": "coordinate_point", "quantity": total, "records": total,
+                         "data_source": a.dataset})  # fmt: skip
+
+
+def _near_duplicates(ctx: job.JobContext, checked, tolerance_m: float):  # -> DataFrame(record_id, NEAR_DUPLICATE)
+    """Each point goes to its own grid cell and to the neighbouring cells within the
+    tolerance; a cell's points are compared with a spatial index; a point is flagged only
+    in its own cell, so every pair is decided once."""
+    from pyspark.sql import functions as F
+
+    tol = tolerance_m / 111_320.0 / 0.5  # degrees, generous for longitude up to 60° latitude
+    points = checked.where(F.col("lon").isNotNull()).select("record_id", "lon", "lat")
+    cx, cy = F.floor(F.col("lon") / CELL_DEG), F.floor(F.col("lat") / CELL_DEG)
+    visits = []
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            near_x = F.lit(True) if dx == 0 else (
+                (F.col("lon") - cx * CELL_DEG < tol) if dx < 0 else ((cx + 1) * CELL_DEG - F.col("lon") < tol))
+            near_y = F.lit(True) if dy == 0 else (
+                (F.col("lat") - cy * CELL_DEG < tol) if dy < 0 else ((cy + 1) * CELL_DEG - F.col("lat") < tol))
+            visits.append(points.where(near_x & near_y).select(
+                "record_id", "lon", "lat", (cx + dx).alias("cx"), (cy + dy).alias("cy"),
+                F.lit(dx == 0 and dy == 0).alias("home")))  # fmt: skip
+    everywhere = visits[0]
+    for v in visits[1:]:
+        everywhere = everywhere.unionByName(v)
+
+    def per_cell(frame):
+        import numpy as np
+
+        from govops.spatial import checks as c
+
+        frame = frame.sort_values("record_id", kind="stable")
+        lon, lat = frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
+        exact, near = c.duplicates(lon, lat, np.ones(len(frame), dtype=bool), tolerance_m)
+        flagged = (exact | near) & frame["home"].to_numpy(bool)
+        return frame.loc[flagged, ["record_id"]].assign(NEAR_DUPLICATE=True)
+
+    return everywhere.groupBy("cx", "cy").applyInPandas(per_cell, "record_id string, NEAR_DUPLICATE boolean")
+
+
+def main() -> None:
+    p = job.parser(__doc__.splitlines()[0])
+    p.add_argument("--input", required=True, help="the records to verify: a Parquet dataset URI")
+    p.add_argument("--reference", default=None, help="the standard address library (id, lon, lat in WGS-84)")
+    p.add_argument("--dataset", required=True, help="name of the verified dataset in the lake")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--lon-column", default="lon")
+    p.add_argument("--lat-column", default="lat")
+    p.add_argument("--address-column", default="address")
+    p.add_argument("--address-id-column", default="address_id")
+    p.add_argument("--district", default=None, help="the district every record should fall in (e.g. 青浦区)")
+    p.add_argument("--boundaries", default=None, help="polygon file (default: GOVOPS_BOUNDARIES or the bundled one)")
+    p.add_argument("--min-decimals", type=int, default=5)
+    p.add_argument("--near-duplicate-m", type=float, default=1.0)
+    p.add_argument("--far-from-address-m", type=float, default=200.0)
+    job.run("verify_spatial", p, verify)
+
+
+if __name__ == "__main__":
+    main()
