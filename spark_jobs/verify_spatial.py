@@ -65,6 +65,7 @@ def verify(ctx: job.JobContext) -> None:
     from govops.spatial import boundaries, checks, verify
 
     a = ctx.args
+    a.reference, a.district = a.reference or None, a.district or None  # "" from a template means none
     rules = checks.Rules(min_decimals=a.min_decimals, near_duplicate_m=a.near_duplicate_m,
                          far_from_address_m=a.far_from_address_m)  # fmt: skip
     area = boundaries.load(Path(a.boundaries) if a.boundaries else None)

@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from govops import settings
@@ -95,6 +96,10 @@ def migrate_airflow_db(full_env: dict[str, str]) -> None:
     marker.write_text(stamp)
 
 
+# The default work order of the spatial_verification DAG (item 10, coordinate points).
+SPATIAL_DEMO_WORK_ORDER = ("WO-DEMO-VERIFY", "10", Decimal(1))
+
+
 def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
     """On the embedded server only: the sample front-end tables, the sample files in the
     landing area and the demo work orders, so `airflow dags test` and the UI's trigger
@@ -121,7 +126,7 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         except SpecError:
             continue  # the DAG processor reports it
     ledger = create_engine(ledger_url)
-    for order, item, difficulty in demo_work_orders(specs):
+    for order, item, difficulty in [*demo_work_orders(specs), SPATIAL_DEMO_WORK_ORDER]:
         ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty)
     ledger.dispose()
     landing = settings.home() / "landing"

@@ -1,0 +1,172 @@
+"""The verification report of a run (HTML: counts per outcome and reason, a map of the
+checked points over the boundaries with problem points highlighted, the histogram of
+distances to the reference points, the batch's coordinate system and its evidence) and
+the field verification task list (外业核实清单) as XLSX/CSV with a map link per record."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from govops import coords
+from govops.spatial import boundaries, checks
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAP_POINTS = 20_000  # a sample is enough to see where problems are
+REASONS_ZH = {
+    "MISSING": "坐标缺失", "NON_NUMERIC": "坐标非数值", "OUT_OF_RANGE": "坐标越界", "PLACEHOLDER": "占位坐标",
+    "SWAPPED": "经纬度颠倒", "LOW_PRECISION": "精度不足", "CRS_SHIFTED": "坐标系偏移(非WGS-84)",
+    "OUTSIDE_AREA": "不在辖区范围内", "WRONG_DISTRICT": "与地址所属区县不符", "FAR_FROM_ADDRESS": "偏离标准地址",
+    "DUPLICATE": "重复坐标", "NEAR_DUPLICATE": "近似重复坐标",
+}  # fmt: skip
+
+
+def _png(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def map_image(records: pd.DataFrame, area: boundaries.Boundaries) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shapely
+
+    fig, ax = plt.subplots(figsize=(7, 7))
+    for polygon in area.polygons:
+        for part in getattr(polygon, "geoms", [polygon]):
+            x, y = shapely.get_coordinates(part.exterior).T
+            ax.plot(x, y, color="#555", linewidth=0.8)
+    placed = records[records["lon"].notna()]
+    if len(placed) > MAP_POINTS:
+        placed = placed.sample(MAP_POINTS, random_state=0)
+    ok = placed["outcome"] == "verified"
+    ax.scatter(placed.loc[ok, "lon"], placed.loc[ok, "lat"], s=2, color="#2b7bba", label="verified")
+    fixed = placed["outcome"] == "corrected"
+    ax.scatter(placed.loc[fixed, "lon"], placed.loc[fixed, "lat"], s=6, color="#fdae61", label="corrected")
+    bad = placed["outcome"] == "field_verification"
+    ax.scatter(placed.loc[bad, "lon"], placed.loc[bad, "lat"], s=10, color="#d7301f", label="field verification")
+    ax.set_aspect(1 / 0.86)
+    ax.set_xlabel("longitude (WGS-84)")
+    ax.set_ylabel("latitude")
+    ax.legend(loc="lower left")
+    return _png(fig)
+
+
+def distance_histogram(records: pd.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    d = records["distance_to_reference_m"].dropna().to_numpy()
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    if len(d):
+        ax.hist(np.clip(d, 0, 1000), bins=50, color="#2b7bba")
+    ax.set_xlabel("distance to the standard address's reference point, m (clipped at 1000)")
+    ax.set_ylabel("records")
+    ax.set_yscale("log")
+    return _png(fig)
+
+
+def render(manifest: dict[str, Any], records: pd.DataFrame, area: boundaries.Boundaries) -> str:
+    e = html.escape
+    out = manifest["outputs"][0]
+    outcomes = out["outcomes"]
+    total = sum(outcomes.values())
+    reasons = sorted(out["reasons"].items(), key=lambda kv: -kv[1])
+    reason_rows = "".join(
+        f"<tr><td>{e(code)}</td><td>{e(REASONS_ZH.get(code, ''))}</td><td>{e(checks.REASONS.get(code, ''))}</td>"
+        f"<td class=n>{n:,}</td></tr>"
+        for code, n in reasons
+    )
+    evidence = out.get("system_evidence") or {}
+    errors = evidence.get("median_error_m", {})
+    system_rows = "".join(f"<tr><td>{e(s)}</td><td class=n>{errors[s]:,.1f}</td></tr>" for s in coords.SYSTEMS
+                          if s in errors)  # fmt: skip
+    shift = evidence.get("shift_m")
+    run = manifest["run"]
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>空间地理数据核实报告 {e(out['dataset'])}</title>
+<style>body{{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:2em;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}} td,th{{border:1px solid #ccc;padding:4px 8px}}
+th{{background:#f3f3f3}} td.n{{text-align:right}} img{{max-width:100%}}</style></head><body>
+<h1>空间地理数据核实报告 · Spatial verification: {e(out['dataset'])}</h1>
+<p>Run {e(run['run_id'])} of {e(run['dag_id'])}; {total:,} records (coordinate points) checked.</p>
+<table><tr><th>outcome</th><th>records</th></tr>
+<tr><td>verified 核实通过</td><td class=n id=verified>{outcomes.get('verified', 0):,}</td></tr>
+<tr><td>corrected 自动纠正</td><td class=n id=corrected>{outcomes.get('corrected', 0):,}</td></tr>
+<tr><td>field verification 需外业核实</td><td class=n id=field>{outcomes.get('field_verification', 0):,}</td></tr>
+</table>
+<h2>Reasons</h2>
+<table><tr><th>code</th><th>原因</th><th>meaning</th><th>records</th></tr>{reason_rows}</table>
+<h2>Coordinate system of the batch</h2>
+<p>Most likely <b id=system>{e(out.get('batch_system', 'WGS-84'))}</b>
+{f"({evidence.get('matched', 0):,} of {evidence.get('compared', 0):,} records within 30 m of their reference)"
+ if evidence else "(no records with a standard address to compare)"}.
+{f"Median offset from the references: {shift[0]:,.0f} m east, {shift[1]:,.0f} m north." if shift else ""}</p>
+<table><tr><th>if recorded in</th><th>median distance to the reference, m</th></tr>{system_rows}</table>
+<h2>Map</h2><img alt="checked points over the boundaries" src="{map_image(records, area)}">
+<h2>Distances to the reference points</h2><img alt="histogram" src="{distance_histogram(records)}">
+</body></html>
+"""
+
+
+def field_tasks(records: pd.DataFrame) -> pd.DataFrame:
+    """The records a person has to check on site, with the problem and where to go."""
+    tasks = records[records["outcome"] == "field_verification"].copy()
+    has_point = tasks["lon"].notna()
+    # Web maps in China take GCJ-02: convert the WGS-84 point for the link.
+    glon, glat = coords.wgs84_to_gcj02(tasks["lon"].fillna(0).to_numpy(), tasks["lat"].fillna(0).to_numpy())
+    link = [f"https://uri.amap.com/marker?position={x:.6f},{y:.6f}" for x, y in zip(glon, glat, strict=True)]
+    problems = tasks["reasons"].str.split(";").map(lambda codes: "；".join(REASONS_ZH.get(c, c) for c in codes))
+    return tasks.assign(
+        problem=problems, map_link=[lnk if ok else "" for lnk, ok in zip(link, has_point, strict=True)]
+    )[["record_id", "address", "lon_raw", "lat_raw", "lon", "lat", "reasons", "problem", "map_link"]]
+
+
+def write_tasks(tasks: pd.DataFrame, path: Path) -> None:
+    if path.suffix == ".xlsx":
+        tasks.to_excel(path, index=False, sheet_name="外业核实")
+    else:
+        tasks.to_csv(path, index=False, encoding="utf-8-sig")
+
+
+def publish(manifest: dict[str, Any], lake_root: str) -> dict[str, str]:
+    """Write the report and the task list to <lake>/reports/spatial/<dataset>/<run key>/."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+    from pyarrow import fs as pafs
+
+    from govops.spark.manifest import _safe
+
+    out = manifest["outputs"][0]
+    filesystem, path = pafs.FileSystem.from_uri(out["uri"])
+    records = pq.ParquetDataset(path, filesystem=filesystem).read().to_pandas()
+    area = boundaries.load()
+    folder = f"{lake_root.rstrip('/')}/reports/spatial/{out['dataset']}/{_safe(manifest['run']['run_id'])}"
+    target_fs, base = pafs.FileSystem.from_uri(folder)
+    target_fs.create_dir(base, recursive=True)
+    written = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp)
+        (local / "report.html").write_text(render(manifest, records, area), encoding="utf-8")
+        tasks = field_tasks(records)
+        write_tasks(tasks, local / "field_tasks.xlsx")
+        write_tasks(tasks, local / "field_tasks.csv")
+        for item in sorted(local.iterdir()):
+            pafs.copy_files(str(item), f"{base}/{item.name}", destination_filesystem=target_fs)
+            written[item.name] = f"{folder}/{item.name}"
+    return written
