@@ -9,6 +9,8 @@
    pipelines' wall time (goal: at most 1%).
 4. Settlement: settle a period over 1,000,000 ledger rows and 1,000 work orders, next to a
    plain SQL sum over the same rows (goal: under 30 s).
+5. Spatial verification: N points (default 2,000,000) with 1 and 2 cores, next to
+   geopandas.sjoin (bench/spatial.py).
 
 Uses its own ledger database (govops_bench) and lake (GOVOPS_HOME/bench-lake).
 """
@@ -201,7 +203,8 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--settlement-rows", type=int, default=1_000_000)
-    parser.add_argument("--only", choices=("ledger", "pipeline", "settlement"), default=None)
+    parser.add_argument("--points", type=int, default=2_000_000)
+    parser.add_argument("--only", choices=("ledger", "pipeline", "settlement", "spatial"), default=None)
     args = parser.parse_args()
     url = _fresh_ledger()
     os.environ["GOVOPS_DATABASE_URL"] = url
@@ -212,6 +215,10 @@ def main() -> None:
         bench_pipeline(args.persons)
     if args.only in (None, "settlement"):
         bench_settlement(_fresh_ledger(), args.settlement_rows, 1_000)
+    if args.only in (None, "spatial"):
+        from bench.spatial import bench_spatial
+
+        bench_spatial(args.points)
 
 
 if __name__ == "__main__":

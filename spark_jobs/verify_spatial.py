@@ -77,7 +77,7 @@ def verify(ctx: job.JobContext) -> None:
         pairs = sample.limit(50_000).toPandas()
         system = None
         if len(pairs):
-            lon, lat, _ = checks.point_checks(pairs["lon_raw"], pairs["lat_raw"], rules)
+            lon, lat, _ = checks.point_checks(checks.parse(pairs["lon_raw"], pairs["lat_raw"]), rules)
             system = checks.detect_system(lon, lat, pairs["ref_lon"].to_numpy(float), pairs["ref_lat"].to_numpy(float))
         # A batch is converted only when most of its records sit on their references under
         # another system; otherwise it stays as recorded and the distances speak.
@@ -97,7 +97,11 @@ def verify(ctx: job.JobContext) -> None:
             yield v.verify_batch(frame, local, local_rules, batch_system=batch_system, expected_district=district)
 
     with ctx.timed("checks_s"):
-        checked = source.mapInPandas(per_batch, verify.OUTPUT_SCHEMA)
+        # Text to numbers, decimals and the address's district on the JVM; the rest per
+        # Arrow batch in Python, vectorized.
+        prepared = source.selectExpr("*", *[f"{expr} AS {name}" for name, expr in
+                                            verify.jvm_columns("lon_raw", "lat_raw", "address")])  # fmt: skip
+        checked = prepared.mapInPandas(per_batch, verify.OUTPUT_SCHEMA)
         # Exact duplicates: the same WGS-84 point as an earlier record (by record id).
         same_point = Window.partitionBy("lon", "lat").orderBy("record_id")
         checked = checked.withColumn(
@@ -161,8 +165,9 @@ def verify(ctx: job.JobContext) -> None:
 
 def _near_duplicates(ctx: job.JobContext, checked, tolerance_m: float):  # -> DataFrame(record_id, NEAR_DUPLICATE)
     """Each point goes to its own grid cell and to the neighbouring cells within the
-    tolerance; a cell's points are compared with a spatial index; a point is flagged only
-    in its own cell, so every pair is decided once."""
+    tolerance, cells are hashed to partitions, and each partition's points are compared
+    with one spatial index; a point is flagged only in its own cell's partition, so every
+    pair is decided once and none across a cell border is missed."""
     from pyspark.sql import functions as F
 
     tol = tolerance_m / 111_320.0 / 0.5  # degrees, generous for longitude up to 60° latitude
@@ -182,18 +187,27 @@ def _near_duplicates(ctx: job.JobContext, checked, tolerance_m: float):  # -> Da
     for v in visits[1:]:
         everywhere = everywhere.unionByName(v)
 
-    def per_cell(frame):
+    def per_partition(frames):
         import numpy as np
+        import pandas as pd
 
         from govops.spatial import checks as c
 
+        frame = pd.concat(list(frames), ignore_index=True)
+        if frame.empty:
+            return
+        # A point that visits several cells of this partition is compared once; it is
+        # flagged only where it lives, so each pair is decided in exactly one partition.
+        frame = frame.groupby("record_id", as_index=False).agg(lon=("lon", "first"), lat=("lat", "first"),
+                                                               home=("home", "max"))  # fmt: skip
         frame = frame.sort_values("record_id", kind="stable")
         lon, lat = frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
         exact, near = c.duplicates(lon, lat, np.ones(len(frame), dtype=bool), tolerance_m)
         flagged = (exact | near) & frame["home"].to_numpy(bool)
-        return frame.loc[flagged, ["record_id"]].assign(NEAR_DUPLICATE=True)
+        yield frame.loc[flagged, ["record_id"]].assign(NEAR_DUPLICATE=True)
 
-    return everywhere.groupBy("cx", "cy").applyInPandas(per_cell, "record_id string, NEAR_DUPLICATE boolean")
+    cells = everywhere.repartition(max(2, ctx.spark.sparkContext.defaultParallelism * 2), "cx", "cy")
+    return cells.mapInPandas(per_partition, "record_id string, NEAR_DUPLICATE boolean")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ RULES = checks.Rules()
 
 def run_point_checks(rows: list[tuple[object, object]]) -> dict[str, list[bool]]:
     frame = pd.DataFrame(rows, columns=["lon", "lat"], dtype=object)
-    _, _, flags = checks.point_checks(frame["lon"], frame["lat"], RULES)
+    _, _, flags = checks.point_checks(checks.parse(frame["lon"], frame["lat"]), RULES)
     return {code: flag.tolist() for code, flag in flags.items()}
 
 
@@ -43,7 +43,7 @@ def test_every_point_reason_on_crafted_records() -> None:
 
 def test_swapped_points_are_restored() -> None:
     frame = pd.DataFrame({"lon": ["31.154321"], "lat": ["121.123456"]})
-    lon, lat, flags = checks.point_checks(frame["lon"], frame["lat"], RULES)
+    lon, lat, flags = checks.point_checks(checks.parse(frame["lon"], frame["lat"]), RULES)
     assert flags["SWAPPED"].tolist() == [True] and (lon[0], lat[0]) == (121.123456, 31.154321)
 
 
@@ -81,7 +81,9 @@ def test_a_batch_in_another_system_is_detected(system: str) -> None:
         assert 400 < east < 600 and -350 < north < -150
 
 
-def test_point_in_polygon_matches_geopandas_sjoin() -> None:
+@pytest.mark.parametrize("direct_limit", [64, 0], ids=["per-polygon", "points-index"])
+def test_point_in_polygon_matches_geopandas_sjoin(direct_limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(boundaries, "DIRECT_LIMIT", direct_limit)
     import geopandas as gpd
 
     b = boundaries.load()

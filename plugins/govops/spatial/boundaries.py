@@ -32,6 +32,7 @@ class Boundaries:
     names: tuple[str, ...]
     polygons: Any  # numpy array of shapely geometries, prepared
     source: str
+    box: Any = None  # (n, 4) bounding boxes of the polygons
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -61,7 +62,14 @@ def load(path: Path | None = None) -> Boundaries:
         raise ValueError(f"{path}: invalid polygon(s) {', '.join(invalid['name'].astype(str))}")
     polygons = frame.geometry.to_numpy()
     shapely.prepare(polygons)
-    return Boundaries(tuple(frame["name"].astype(str)), polygons, str(path))
+    return Boundaries(tuple(frame["name"].astype(str)), polygons, str(path), shapely.bounds(polygons))
+
+
+# Up to this many polygons, each polygon tests the points in its bounding box directly
+# (shapely.intersects_xy on the prepared polygon): measured 9x faster than an index for
+# Qingpu's 7 polygons. Beyond it (streets, communities), an STRtree on the points is
+# queried with the polygons, which is the faster of the two index directions.
+DIRECT_LIMIT = 64
 
 
 def assign(boundaries: Boundaries, lon: NDArray, lat: NDArray) -> NDArray[np.int64]:
@@ -71,13 +79,19 @@ def assign(boundaries: Boundaries, lon: NDArray, lat: NDArray) -> NDArray[np.int
 
     result = np.full(len(lon), -1, dtype=np.int64)
     ok = ~(np.isnan(lon) | np.isnan(lat))
+    if len(boundaries.polygons) <= DIRECT_LIMIT:
+        # Later polygons first, so the first polygon's result is the one that stays.
+        for i in range(len(boundaries.polygons) - 1, -1, -1):
+            x0, y0, x1, y1 = boundaries.box[i]
+            near = np.flatnonzero(ok & (lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1))
+            inside = shapely.intersects_xy(boundaries.polygons[i], lon[near], lat[near])
+            result[near[inside]] = i
+        return result
     idx = np.flatnonzero(ok)
     if not len(idx):
         return result
-    points = shapely.points(lon[idx], lat[idx])
-    tree = shapely.STRtree(points)
+    tree = shapely.STRtree(shapely.points(lon[idx], lat[idx]))
     polygon_i, point_i = tree.query(boundaries.polygons, predicate="intersects")
-    # Keep the lowest polygon index per point: write in reverse polygon order.
     order = np.argsort(-polygon_i, kind="stable")
     result[idx[point_i[order]]] = polygon_i[order]
     return result

@@ -78,11 +78,26 @@ def in_bounds(lon: NDArray, lat: NDArray, bounds: tuple[float, float, float, flo
     return (lon >= bounds[0]) & (lon <= bounds[2]) & (lat >= bounds[1]) & (lat <= bounds[3])
 
 
-def point_checks(
-    raw_lon: pd.Series, raw_lat: pd.Series, rules: Rules
-) -> tuple[NDArray, NDArray, dict[str, NDArray[np.bool_]]]:
-    """The checks a point fails on its own: (lon, lat with swaps restored, flags by code)."""
+@dataclass(frozen=True)
+class Parsed:
+    """Coordinates as numbers, with what parsing found. Spark computes these on the JVM
+    (see spark_jobs/verify_spatial.py); :func:`parse` is the same in pandas."""
+
+    lon: NDArray[np.float64]
+    lat: NDArray[np.float64]
+    missing: NDArray[np.bool_]
+    non_numeric: NDArray[np.bool_]
+    decimals: NDArray[np.int64]  # the fewer of the two coordinates' written decimals
+
+
+def parse(raw_lon: pd.Series, raw_lat: pd.Series) -> Parsed:
     lon, lat, missing, non_numeric = parse_coordinates(raw_lon, raw_lat)
+    return Parsed(lon, lat, missing, non_numeric, np.minimum(decimals(raw_lon), decimals(raw_lat)))
+
+
+def point_checks(parsed: Parsed, rules: Rules) -> tuple[NDArray, NDArray, dict[str, NDArray[np.bool_]]]:
+    """The checks a point fails on its own: (lon, lat with swaps restored, flags by code)."""
+    lon, lat, missing, non_numeric = parsed.lon, parsed.lat, parsed.missing, parsed.non_numeric
     valid = ~missing & ~non_numeric
     # A swapped pair is often out of range as recorded (latitude 121): look for it first.
     swapped = valid & ~in_bounds(lon, lat, rules.area_bounds) & in_bounds(lat, lon, rules.area_bounds)
@@ -94,7 +109,7 @@ def point_checks(
             ((lon == 0) & (lat == 0)) | (lon == lat) | ((lon == np.round(lon)) & (lat == np.round(lat)))
         )
     usable &= ~placeholder
-    low_precision = usable & (np.minimum(decimals(raw_lon), decimals(raw_lat)) < rules.min_decimals)
+    low_precision = usable & (parsed.decimals < rules.min_decimals)
     flags = {"MISSING": missing, "NON_NUMERIC": non_numeric, "OUT_OF_RANGE": out_of_range,
              "PLACEHOLDER": placeholder, "SWAPPED": swapped, "LOW_PRECISION": low_precision}  # fmt: skip
     return lon, lat, flags

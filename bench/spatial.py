@@ -1,0 +1,123 @@
+"""Spatial verification at scale: N points (default 2,000,000) spread over Qingpu and its
+six neighbours' real polygons, in one run:
+
+- the verify_spatial Spark job with 1 and with 2 cores (points/s per core, on the job's own
+  timings, without the JVM start-up): every check, duplicates across the whole input and
+  the writes, not point-in-polygon alone;
+- the per-batch checks alone (govops.spatial.verify.verify_batch) on one core, the part
+  that runs inside each Spark task;
+- geopandas.sjoin (one process) assigning the same points to the same polygons;
+- whether the job's assignments are identical to sjoin's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from govops import settings
+
+
+def make_points(n: int, seed: int = 0):  # -> pandas.DataFrame
+    import pandas as pd
+
+    from govops.spatial import boundaries
+
+    area = boundaries.load()
+    x0, y0, x1, y1 = area.bounds
+    rng = np.random.default_rng(seed)
+    lon, lat = rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)
+    return pd.DataFrame({
+        "id": np.char.add("P", np.char.zfill(np.arange(n).astype(str), 9)),
+        "lon": np.char.mod("%.6f", lon), "lat": np.char.mod("%.6f", lat),
+        "address": "上海市青浦区朱家角镇沪青平公路1号",
+    })  # fmt: skip
+
+
+def run_job(lake: Path, cores: int, name: str) -> dict:
+    from govops.spark import manifest as manifests
+    from govops.spark.package import build_zip
+
+    uri = manifests.manifest_uri(lake.as_uri(), "bench", name, "verify", -1)
+    cmd = ["spark-submit", "--master", f"local[{cores}]", "--conf", "spark.ui.enabled=false",
+           "--conf", "spark.sql.shuffle.partitions=8", "--driver-memory", "4g", "--py-files", str(build_zip()),
+           str(settings.spark_jobs_dir() / "verify_spatial.py"), "--dag-id", "bench", "--run-id", name,
+           "--task-id", "verify", "--lake-root", lake.as_uri(), "--manifest", uri,
+           "--input", f"{lake.as_uri()}/raw/points", "--dataset", name, "--district", "青浦区"]  # fmt: skip
+    started = time.perf_counter()
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(manifests.read(uri).get("error") or result.stderr[-3000:])
+    manifest = manifests.read(uri)
+    manifest["wall_s"] = wall
+    return manifest
+
+
+def bench_spatial(n: int) -> dict:
+    import geopandas as gpd
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from govops.spatial import boundaries, checks, verify
+
+    lake = settings.home() / "bench-spatial"
+    shutil.rmtree(lake, ignore_errors=True)
+    (lake / "raw/points").mkdir(parents=True)
+    points = make_points(n)
+    pq.write_table(pa.Table.from_pandas(points, preserve_index=False), lake / "raw/points/part-0.parquet",
+                   row_group_size=100_000)  # fmt: skip
+    figures: dict = {"points": n}
+    for cores in (1, 2):
+        m = run_job(lake, cores, f"c{cores}")
+        job_s = m["timings"]["total_s"]
+        figures[f"job_{cores}core_s"] = job_s
+        print(f"verify_spatial job, local[{cores}]: {n:,} points in {job_s:.1f}s (job) / {m['wall_s']:.1f}s "
+              f"(wall, with JVM start-up) = {n / job_s:,.0f} points/s = {n / job_s / cores:,.0f} points/s per core; "
+              f"timings {m['timings']}")  # fmt: skip
+    figures["scaling"] = figures["job_1core_s"] / figures["job_2core_s"]
+    print(f"scaling 1 -> 2 cores: {figures['scaling']:.2f}x")
+
+    area = boundaries.load()
+    rules = checks.Rules(area_bounds=area.bounds)
+    frame = pd.DataFrame({"record_id": points["id"], "lon_raw": points["lon"], "lat_raw": points["lat"],
+                          "address": points["address"]})  # fmt: skip
+    # As the job hands them over: numbers, decimals and the address's district come from the
+    # JVM (computed here with pandas, untimed).
+    parsed = checks.parse(frame["lon_raw"], frame["lat_raw"])
+    frame = frame.assign(lon_num=parsed.lon, lat_num=parsed.lat, decimals=parsed.decimals, district_named="青浦区")
+    started = time.perf_counter()
+    for start in range(0, n, 10_000):  # Spark's Arrow batch size
+        verify.verify_batch(frame.iloc[start : start + 10_000], area, rules, expected_district="青浦区")
+    batch_s = time.perf_counter() - started
+    print(f"per-batch checks alone, the Python part of the job (one core, 10,000-row batches): "
+          f"{n / batch_s:,.0f} points/s")
+
+    lon, lat = points["lon"].astype(float).to_numpy(), points["lat"].astype(float).to_numpy()
+    started = time.perf_counter()
+    ours = boundaries.assign(area, lon, lat)
+    assign_s = time.perf_counter() - started
+    started = time.perf_counter()
+    gdf = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    polygons = gpd.GeoDataFrame({"i": range(len(area.names))}, geometry=list(area.polygons), crs=4326)
+    joined = gpd.sjoin(gdf, polygons, how="left", predicate="intersects")
+    sjoin_s = time.perf_counter() - started
+    theirs = joined[~joined.index.duplicated(keep="first")]["i"].fillna(-1).astype(int).to_numpy()
+    print(f"point-in-polygon alone: govops.spatial.boundaries.assign {n / assign_s:,.0f} points/s; "
+          f"geopandas.sjoin (one process, building its points too) {n / sjoin_s:,.0f} points/s; "
+          f"ratio {sjoin_s / assign_s:.2f}x")  # fmt: skip
+    verified = pq.read_table(lake / "verified/c2", columns=["record_id", "district_found"]).to_pandas()
+    names = np.array([*area.names, ""], dtype=object)
+    expected = pd.Series(names[theirs], index=points["id"])
+    same = (verified.set_index("record_id")["district_found"].reindex(points["id"]).to_numpy() == expected.to_numpy())
+    print(f"assignments identical to geopandas.sjoin: job {int(same.sum()):,} of {n:,}, "
+          f"assign() {int((ours == theirs).sum()):,} of {n:,}")
+    per_core_job = n / figures["job_1core_s"]
+    print(f"job vs sjoin per core: {per_core_job / (n / sjoin_s):.2f}x")
+    figures.update(batch_pps=n / batch_s, assign_pps=n / assign_s, sjoin_pps=n / sjoin_s, identical=int(same.sum()))
+    return figures
