@@ -59,7 +59,6 @@ def _source(ctx: job.JobContext):  # -> DataFrame with the verify.py input colum
 
 
 def verify(ctx: job.JobContext) -> None:
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from govops.spatial import boundaries, checks, verify
@@ -101,16 +100,8 @@ def verify(ctx: job.JobContext) -> None:
         # Arrow batch in Python, vectorized.
         prepared = source.selectExpr("*", *[f"{expr} AS {name}" for name, expr in
                                             verify.jvm_columns("lon_raw", "lat_raw", "address")])  # fmt: skip
-        checked = prepared.mapInPandas(per_batch, verify.OUTPUT_SCHEMA)
-        # Exact duplicates: the same WGS-84 point as an earlier record (by record id).
-        same_point = Window.partitionBy("lon", "lat").orderBy("record_id")
-        checked = checked.withColumn(
-            "DUPLICATE", F.col("lon").isNotNull() & (F.row_number().over(same_point) > 1)
-        ).cache()
-        near = _near_duplicates(ctx, checked, rules.near_duplicate_m)
-        checked = checked.join(near, "record_id", "left").withColumn(
-            "NEAR_DUPLICATE", F.coalesce(F.col("NEAR_DUPLICATE"), F.lit(False)) & ~F.col("DUPLICATE")
-        )
+        checked = prepared.mapInPandas(per_batch, verify.OUTPUT_SCHEMA).cache()
+        checked = _with_duplicates(ctx, checked, rules.near_duplicate_m)
         codes = list(checks.REASONS)
         reasons = F.concat_ws(";", *[F.when(F.col(code), F.lit(code)) for code in codes])
         fixable = F.lit(False)
@@ -163,29 +154,31 @@ def verify(ctx: job.JobContext) -> None:
                          "data_source": a.dataset})  # fmt: skip
 
 
-def _near_duplicates(ctx: job.JobContext, checked, tolerance_m: float):  # -> DataFrame(record_id, NEAR_DUPLICATE)
-    """Each point goes to its own grid cell and to the neighbouring cells within the
-    tolerance, cells are hashed to partitions, and each partition's points are compared
-    with one spatial index; a point is flagged only in its own cell's partition, so every
-    pair is decided once and none across a cell border is missed."""
+def _with_duplicates(ctx: job.JobContext, checked, tolerance_m: float):  # -> DataFrame
+    """DUPLICATE and NEAR_DUPLICATE across the whole input, in one shuffle.
+
+    Each record goes to its grid cell; a point within the tolerance of a neighbouring cell
+    also visits that cell (its id and point only). Cells are hashed to partitions, and each
+    partition compares its points with one spatial index, flagging only its own records:
+    every pair is decided once and none across a cell border is missed."""
     from pyspark.sql import functions as F
 
+    from govops.spatial import verify
+
     tol = tolerance_m / 111_320.0 / 0.5  # degrees, generous for longitude up to 60° latitude
-    points = checked.where(F.col("lon").isNotNull()).select("record_id", "lon", "lat")
     cx, cy = F.floor(F.col("lon") / CELL_DEG), F.floor(F.col("lat") / CELL_DEG)
-    visits = []
+    everything = checked.withColumns({"cx": cx, "cy": cy, "visitor": F.lit(False)})
     for dx in (-1, 0, 1):
         for dy in (-1, 0, 1):
+            if dx == dy == 0:
+                continue
             near_x = F.lit(True) if dx == 0 else (
                 (F.col("lon") - cx * CELL_DEG < tol) if dx < 0 else ((cx + 1) * CELL_DEG - F.col("lon") < tol))
             near_y = F.lit(True) if dy == 0 else (
                 (F.col("lat") - cy * CELL_DEG < tol) if dy < 0 else ((cy + 1) * CELL_DEG - F.col("lat") < tol))
-            visits.append(points.where(near_x & near_y).select(
-                "record_id", "lon", "lat", (cx + dx).alias("cx"), (cy + dy).alias("cy"),
-                F.lit(dx == 0 and dy == 0).alias("home")))  # fmt: skip
-    everywhere = visits[0]
-    for v in visits[1:]:
-        everywhere = everywhere.unionByName(v)
+            visits = checked.where(F.col("lon").isNotNull() & near_x & near_y).select(
+                "record_id", "lon", "lat", (cx + dx).alias("cx"), (cy + dy).alias("cy"), F.lit(True).alias("visitor"))
+            everything = everything.unionByName(visits, allowMissingColumns=True)  # fmt: skip
 
     def per_partition(frames):
         import numpy as np
@@ -196,18 +189,24 @@ def _near_duplicates(ctx: job.JobContext, checked, tolerance_m: float):  # -> Da
         frame = pd.concat(list(frames), ignore_index=True)
         if frame.empty:
             return
-        # A point that visits several cells of this partition is compared once; it is
-        # flagged only where it lives, so each pair is decided in exactly one partition.
-        frame = frame.groupby("record_id", as_index=False).agg(lon=("lon", "first"), lat=("lat", "first"),
-                                                               home=("home", "max"))  # fmt: skip
-        frame = frame.sort_values("record_id", kind="stable")
-        lon, lat = frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
-        exact, near = c.duplicates(lon, lat, np.ones(len(frame), dtype=bool), tolerance_m)
-        flagged = (exact | near) & frame["home"].to_numpy(bool)
-        yield frame.loc[flagged, ["record_id"]].assign(NEAR_DUPLICATE=True)
+        placed = frame[frame["lon"].notna()]
+        # One point per record (a record may visit several cells of this partition), in id
+        # order: np.unique sorts, and "earlier" means the lower record id.
+        ids, first = np.unique(placed["record_id"].to_numpy(dtype=str), return_index=True)
+        lon, lat = placed["lon"].to_numpy(float)[first], placed["lat"].to_numpy(float)[first]
+        exact, near = c.duplicates(lon, lat, np.ones(len(ids), dtype=bool), tolerance_m)
+        home = frame[~frame["visitor"].astype(bool)].drop(columns=["cx", "cy", "visitor"])
+        if not len(ids):
+            yield home.assign(DUPLICATE=False, NEAR_DUPLICATE=False)
+            return
+        at = np.searchsorted(ids, home["record_id"].to_numpy(dtype=str))
+        found = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == home["record_id"].to_numpy(dtype=str))
+        spot = np.minimum(at, len(ids) - 1)
+        yield home.assign(DUPLICATE=found & exact[spot], NEAR_DUPLICATE=found & near[spot])
 
-    cells = everywhere.repartition(max(2, ctx.spark.sparkContext.defaultParallelism * 2), "cx", "cy")
-    return cells.mapInPandas(per_partition, "record_id string, NEAR_DUPLICATE boolean")
+    cells = everything.repartition(max(2, ctx.spark.sparkContext.defaultParallelism * 2), "cx", "cy")
+    schema = verify.OUTPUT_SCHEMA + ", DUPLICATE boolean, NEAR_DUPLICATE boolean"
+    return cells.mapInPandas(per_partition, schema)
 
 
 def main() -> None:
