@@ -11,6 +11,12 @@
    plain SQL sum over the same rows (goal: under 30 s).
 5. Spatial verification: N points (default 2,000,000) with 1 and 2 cores, next to
    geopandas.sjoin (bench/spatial.py).
+6. Stream extraction: records/s of the JSON-lines stream job over N events (default
+   500,000), and the latency from a file landing to its micro-batch committed in the lake
+   in continuous mode (bench/stream.py).
+7. Batch extraction: the extract job over JDBC on an N-row source table (default
+   5,000,000) with 1 and 2 cores, next to PostgreSQL's COPY (SELECT ...) TO STDOUT of the
+   same table (bench/extraction.py).
 
 Uses its own ledger database (govops_bench) and lake (GOVOPS_HOME/bench-lake).
 """
@@ -204,7 +210,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--settlement-rows", type=int, default=1_000_000)
     parser.add_argument("--points", type=int, default=2_000_000)
-    parser.add_argument("--only", choices=("ledger", "pipeline", "settlement", "spatial"), default=None)
+    parser.add_argument("--stream-events", type=int, default=500_000)
+    parser.add_argument("--source-rows", type=int, default=5_000_000)
+    parser.add_argument("--jdbc-partitions", type=int, default=4)
+    parser.add_argument(
+        "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction"), default=None
+    )
     args = parser.parse_args()
     url = _fresh_ledger()
     os.environ["GOVOPS_DATABASE_URL"] = url
@@ -219,6 +230,14 @@ def main() -> None:
         from bench.spatial import bench_spatial
 
         bench_spatial(args.points)
+    if args.only in (None, "stream"):
+        from bench.stream import bench_stream
+
+        bench_stream(args.stream_events)
+    if args.only in (None, "extraction"):
+        from bench.extraction import bench_extraction
+
+        bench_extraction(args.source_rows, args.jdbc_partitions)
 
 
 if __name__ == "__main__":

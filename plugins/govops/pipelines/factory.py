@@ -74,7 +74,29 @@ def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, An
         "first_load": state is None or state.loads == 0 or state.first_run_id == run_id,
         "work_order_id": work_order_id,
         "onboarding": onboarding,
+        **(stream_plan(spec, run_id, work_order_id) if isinstance(spec.source, StreamSource) else {}),
     }
+
+
+def stream_plan(spec: PipelineSpec, run_id: str, work_order_id: str) -> dict[str, Any]:
+    """Stream pipelines (item 02): which micro-batches the extract meters, from the ledger
+    (govops.pipelines.stream.metering_plan) and the checkpoint's stream id."""
+    from govops.pipelines import stream
+
+    stream_id = stream.stream_id(settings.lake_root(), spec.pipeline)
+    engine = _engine()
+    try:
+        with engine.connect() as conn:
+            return stream.metering_plan(conn, f"pipeline_{spec.pipeline}", run_id, stream_id, work_order_id)
+    finally:
+        engine.dispose()
+
+
+def stream_job_args() -> dict[str, str]:
+    """extract_stream's arguments from prepare's stream_plan (None as an empty argument)."""
+    args = {"metered-through": "metered_through", "meter-through": "meter_through", "stream-id": "stream_id"}
+    pull = "ti.xcom_pull(task_ids='prepare')"
+    return {arg: f"{{{{ '' if {pull}['{key}'] is none else {pull}['{key}'] }}}}" for arg, key in args.items()}
 
 
 def collection_kind(conn: Any, spec: PipelineSpec, run_id: str) -> str:
@@ -268,6 +290,8 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
         }
         if spec.service_item == "01":
             job_args["onboarding"] = "{{ ti.xcom_pull(task_ids='prepare')['onboarding'] }}"
+        if isinstance(spec.source, StreamSource):
+            job_args.update(stream_job_args())
         if jdbc_connection(spec) is None:
             job_args["landing-root"] = settings.landing_root()
         extract = SparkJobOperator(

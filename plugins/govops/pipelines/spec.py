@@ -76,14 +76,47 @@ class SpatialSource(_Strict):
     WKT or lon/lat columns. Owned by govops.pipelines spatial support."""
 
     kind: Literal["spatial"]
-    path: str  # a glob under the landing root, or a URI
+    path: str  # a glob under the landing root, or a URI; shapefile: the .shp files
     format: Literal["geojson", "shapefile", "geopackage", "wkt_csv", "lonlat_csv"]
     layer: str | None = None  # geopackage: the layer (default: the first)
-    crs: str | None = None  # the CRS when the file does not say (e.g. EPSG:4326)
+    crs: str | None = None  # the CRS when the file does not say (e.g. EPSG:4326); a file that says another fails
     wkt_column: str | None = None  # wkt_csv
     lon_column: str | None = None  # lonlat_csv
     lat_column: str | None = None  # lonlat_csv
-    encoding: str = "utf-8"
+    # shapefile, csv: the charset (e.g. gbk). Default: UTF-8 for CSV; for a shapefile its .cpg,
+    # else GDAL's guess from the .dbf. GeoJSON and GeoPackage are UTF-8 by definition.
+    encoding: str | None = None
+    # Opt-in cleansing: write invalid geometries repaired by shapely.make_valid (counted in
+    # the manifest) instead of rejecting them. Off by default: nothing is repaired silently.
+    make_valid: bool = False
+
+    @model_validator(mode="after")
+    def _format_fields(self) -> SpatialSource:
+        import codecs
+
+        used_by = {"wkt_column": "wkt_csv", "lon_column": "lonlat_csv", "lat_column": "lonlat_csv",
+                   "layer": "geopackage"}  # fmt: skip
+        for name, fmt in used_by.items():
+            if getattr(self, name) is not None and self.format != fmt:
+                raise ValueError(f"{name} is only used with format {fmt}")
+            if getattr(self, name) is None and self.format == fmt and name != "layer":  # layer: the first by default
+                raise ValueError(f"format {fmt} needs {name}")
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise ValueError(f"encoding {self.encoding!r} is not a known charset") from None
+            if self.format in ("geojson", "geopackage") and codecs.lookup(self.encoding).name != "utf-8":
+                raise ValueError(f"{self.format} is UTF-8 by definition: drop encoding")
+        if self.crs is not None:
+            from pyproj import CRS
+            from pyproj.exceptions import CRSError
+
+            try:
+                CRS.from_user_input(self.crs)
+            except CRSError:
+                raise ValueError(f"crs {self.crs!r} is not a coordinate reference system (e.g. EPSG:4326)") from None
+        return self
 
 
 class StreamSource(_Strict):
@@ -92,13 +125,51 @@ class StreamSource(_Strict):
 
     kind: Literal["jsonl_stream", "jdbc_capture", "kafka"]
     path: str | None = None  # jsonl_stream: the landing directory the front-end machines drop into
+    encoding: str = "utf-8"  # jsonl_stream: the files' charset (e.g. gbk); the lake is UTF-8
     connection: str = settings.SOURCE_CONN_ID  # jdbc_capture
     table: str | None = None  # jdbc_capture: schema.table
     offset_column: str | None = None  # jdbc_capture: a column that only grows (id, updated_at)
     bootstrap_servers: str | None = None  # kafka
     topic: str | None = None  # kafka
-    columns: dict[str, str] | None = None  # jsonl_stream, kafka: the records' schema
-    max_records_per_batch: Annotated[int, Field(ge=1)] | None = None
+    kafka_options: dict[str, str] = {}  # kafka: more reader options, e.g. kafka.security.protocol
+    # jsonl_stream, kafka: the records' schema (name -> Spark SQL type); jdbc_capture: optional,
+    # the columns to capture (default: all); their types are the table's (convert with cleansing.casts)
+    columns: dict[str, str] | None = None
+    max_records_per_batch: Annotated[int, Field(ge=1)] | None = None  # jdbc_capture, kafka
+    max_files_per_batch: Annotated[int, Field(ge=1)] | None = None  # jsonl_stream
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> StreamSource:
+        import codecs
+
+        needs = {"jsonl_stream": ("path", "columns"), "jdbc_capture": ("table", "offset_column"),
+                 "kafka": ("bootstrap_servers", "topic", "columns")}  # fmt: skip
+        used_by = {"path": ("jsonl_stream",), "max_files_per_batch": ("jsonl_stream",),
+                   "table": ("jdbc_capture",), "offset_column": ("jdbc_capture",), "bootstrap_servers": ("kafka",),
+                   "topic": ("kafka",), "kafka_options": ("kafka",),
+                   "max_records_per_batch": ("jdbc_capture", "kafka")}  # fmt: skip
+        for name in needs[self.kind]:
+            if not getattr(self, name):
+                raise ValueError(f"{self.kind} sources need {name}")
+        for name, kinds in used_by.items():
+            if getattr(self, name) not in (None, {}) and self.kind not in kinds:
+                raise ValueError(f"{name} is only used with kind {' or '.join(kinds)}")
+        reserved = {"subscribe", "subscribepattern", "assign", "kafka.bootstrap.servers", "maxoffsetspertrigger"}
+        clash = sorted(k for k in self.kafka_options if k.lower() in reserved)
+        if clash:
+            raise ValueError(f"kafka_options may not set {', '.join(clash)}: use topic, bootstrap_servers, "
+                             "max_records_per_batch")  # fmt: skip
+        if self.table is not None and not _IDENT.fullmatch(self.table):
+            raise ValueError(f"table {self.table!r} is not schema.table")
+        if self.offset_column is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.offset_column):
+            raise ValueError(f"offset_column {self.offset_column!r} is not a column name")
+        if self.kind == "jdbc_capture" and self.columns and self.offset_column not in self.columns:
+            raise ValueError(f"columns must include the offset_column {self.offset_column!r}")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"encoding {self.encoding!r} is not a known charset") from None
+        return self
 
 
 class Target(_Strict):

@@ -130,7 +130,7 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty)
     ledger.dispose()
     landing = settings.home() / "landing"
-    if not (landing / "sample_report.json").exists():
+    if not (landing / "spatial" / "poi.geojson").exists():  # the newest sample file: an older landing lacks it
         from govops.sample_data import SampleConfig, generate
 
         generate(SampleConfig(), landing)

@@ -1,7 +1,7 @@
 """The sample district: deterministic public data of Qingpu (青浦区) with reported defects.
 
 ``build_frames`` makes the front-end tables, ``generate`` also writes the file side (event
-stream, CSV exports, unstructured files, catalog) and ``sample_report.json``,
+stream, CSV exports, unstructured files, catalog, a GeoJSON) and ``sample_report.json``,
 ``load_frontdb`` loads the tables, ``load_sample`` does frames + load in one call.
 """
 
@@ -47,6 +47,9 @@ def generate(cfg: SampleConfig, out_dir: Path) -> tuple[SampleFrames, SampleRepo
     report.defects += files.write_events(rng, cfg, frames.persons, out_dir)
     report.defects += files.write_exports(rng, cfg, frames, out_dir)
     report.defects += files.write_files_and_catalog(rng, cfg, out_dir)
+    spatial_defects, spatial_rows = files.write_spatial(rng, cfg, out_dir)  # last: the streams above stay as they were
+    report.defects += spatial_defects
+    report.rows.update(spatial_rows)
     report.rows.update(
         {"events": cfg.n_events, "files": cfg.files, "catalog_entries": cfg.files + cfg.defects.missing_files}
     )

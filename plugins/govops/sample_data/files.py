@@ -1,5 +1,6 @@
 """The file side of the sample district: an event stream as JSON lines in a landing
-directory, CSV exports, unstructured files and their catalog entries (数据资源目录)."""
+directory, CSV exports, unstructured files and their catalog entries (数据资源目录), and
+a GeoJSON of points, lines and polygons."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from govops.sample_data import vocab
-from govops.sample_data.generator import BASE_TIME, Defect, SampleConfig, SampleFrames, _positions
+from govops.sample_data.generator import (
+    BASE_TIME,
+    Defect,
+    SampleConfig,
+    SampleFrames,
+    _points_inside,
+    _positions,
+    load_boundary,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,3 +148,67 @@ def write_files_and_catalog(rng: np.random.Generator, cfg: SampleConfig, out: Pa
         Defect("missing_files", "catalog", "file_path", list(range(cfg.files + 1, cfg.files + d.missing_files + 1))),
         Defect("incomplete_catalog_entries", "catalog", "required", [int(p) + 1 for p in incomplete]),
     ]
+
+
+SPATIAL_FILE = "spatial/poi.geojson"
+
+
+def write_spatial(rng: np.random.Generator, cfg: SampleConfig, out: Path) -> tuple[list[Defect], dict[str, int]]:
+    """spatial/poi.geojson (WGS 84): points (兴趣点), lines (道路) and polygons (地块) inside
+    the district, a third each; some polygons broken (bowtie, empty, missing geometry).
+    Returns the defects and the rows: features, and the coordinate points of the valid ones."""
+    import shapely
+
+    n, d = cfg.spatial_features, cfg.defects
+    # Anchors 0.005° inside the border, shapes within 0.003° of them: everything stays inside.
+    lon, lat = _points_inside(rng, n, load_boundary().buffer(-0.005))
+    kind = np.arange(n) % 3  # 0 point, 1 line, 2 polygon
+    geoms = shapely.points(lon, lat)
+    lines = np.flatnonzero(kind == 1)
+    if len(lines):
+        k = rng.integers(2, 5, len(lines))  # vertices per line
+        owner = np.repeat(np.arange(len(lines)), k)
+        step = rng.uniform(0.0002, 0.001, (len(owner), 2)) * rng.choice([-1, 1], (len(owner), 2))
+        first = np.r_[0, np.cumsum(k)[:-1]]
+        step[first] = 0.0  # each line starts at its anchor
+        walk = np.cumsum(step, axis=0)
+        walk -= walk[first][owner]  # a random walk per line, from its anchor
+        xy = np.column_stack([lon[lines][owner], lat[lines][owner]]) + walk
+        geoms[lines] = shapely.linestrings(np.round(xy, 6), indices=owner)
+    polygons = np.flatnonzero(kind == 2)
+    if len(polygons):
+        m = rng.integers(4, 7, len(polygons))  # vertices per polygon, before closing
+        owner = np.repeat(np.arange(len(polygons)), m)
+        # One vertex per equal sector around the anchor: gaps under 180° make a simple polygon.
+        j = np.arange(len(owner)) - np.r_[0, np.cumsum(m)[:-1]][owner]
+        angle = 2 * np.pi * (j + rng.uniform(0, 0.8, len(owner))) / m[owner]
+        radius = rng.uniform(0.0005, 0.001, len(owner))
+        x = lon[polygons][owner] + radius * np.cos(angle)
+        xy = np.column_stack([x, lat[polygons][owner] + radius * np.sin(angle)])
+        geoms[polygons] = shapely.polygons(shapely.linearrings(np.round(xy, 6), indices=owner))
+    bad = _positions(rng, len(polygons), SPATIAL_FILE, {
+        "self_intersecting_polygons": d.self_intersecting_polygons, "empty_geometries": d.empty_geometries,
+        "missing_geometries": d.missing_geometries,
+    })  # fmt: skip
+    for p in polygons[bad["self_intersecting_polygons"]]:
+        x, y, r = lon[p], lat[p], 0.0008
+        geoms[p] = shapely.Polygon([(x - r, y - r), (x + r, y + r), (x + r, y - r), (x - r, y + r)])  # a bowtie
+    geoms[polygons[bad["empty_geometries"]]] = shapely.Polygon()
+    geoms[polygons[bad["missing_geometries"]]] = None
+    category = np.array(["兴趣点", "道路", "地块"])[kind]
+    texts = shapely.to_geojson(geoms)
+    features = [
+        f'{{"type": "Feature", "properties": {{"id": {i + 1}, "name": "青浦区{category[i]}{i + 1:05d}", '
+        f'"category": "{category[i]}"}}, "geometry": {texts[i] or "null"}}}'
+        for i in range(n)
+    ]
+    (out / "spatial").mkdir(parents=True, exist_ok=True)
+    (out / SPATIAL_FILE).write_text(
+        '{"type": "FeatureCollection", "features": [\n' + ",\n".join(features) + "\n]}\n", encoding="utf-8"
+    )
+    defects = [Defect(k, SPATIAL_FILE, "geometry", [int(p) + 1 for p in polygons[bad[k]]]) for k in bad]
+    broken = np.concatenate([polygons[bad[k]] for k in bad])
+    valid = np.setdiff1d(np.arange(n), broken)
+    points = int(shapely.get_num_coordinates(geoms[valid]).sum())
+    return defects, {"spatial_features": n, "spatial_points": points}
+

@@ -46,6 +46,9 @@ class DefectCounts:
     unreadable_files: int = 2  # files/: empty or binary where text is declared
     missing_files: int = 2  # catalog entries whose file does not exist
     incomplete_catalog_entries: int = 3  # catalog entries missing a required field
+    self_intersecting_polygons: int = 2  # spatial/poi.geojson: a bowtie polygon
+    empty_geometries: int = 1  # spatial/poi.geojson: an empty polygon
+    missing_geometries: int = 1  # spatial/poi.geojson: "geometry": null
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class SampleConfig:
     events: int | None = None  # default: 2 per person
     files: int = 20
     events_per_file: int = 1000
+    spatial_features: int = 60  # spatial/poi.geojson: points, lines and polygons, a third each
     defects: DefectCounts = field(default_factory=DefectCounts)
 
     @property
