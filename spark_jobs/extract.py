@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 
-from govops.pipelines.cleansing import LOCATION, cleanse
+from govops.pipelines.cleansing import LOCATION, REASON, flag, good_rows, rejected_rows
 from govops.pipelines.readers import read_files
 from govops.pipelines.spec import PipelineSpec
 from govops.spark import job
@@ -31,8 +31,10 @@ def read_jdbc(ctx: job.JobContext, spec: PipelineSpec):  # -> DataFrame
     a, source = ctx.args, spec.source
 
     def reader():  # a DataFrameReader keeps its options: start afresh for each read
+        # prepareThreshold=-1: the driver asks for binary rows from the first query, which
+        # spares parsing text numbers and timestamps (about 10% faster reads).
         r = ctx.spark.read.format("jdbc").options(
-            url=a.jdbc_url, driver="org.postgresql.Driver", fetchsize=str(source.fetch_size)
+            url=a.jdbc_url, driver="org.postgresql.Driver", fetchsize=str(source.fetch_size), prepareThreshold="-1"
         )
         if a.user:
             r = r.option("user", a.user)
@@ -47,17 +49,36 @@ def read_jdbc(ctx: job.JobContext, spec: PipelineSpec):  # -> DataFrame
         relation = f"(SELECT * FROM {relation} WHERE {column} > '{literal}') AS w"
     if source.partition_column and source.num_partitions > 1:
         column = source.partition_column
-        bounds = reader().option("query", f"SELECT min({column}) AS lo, max({column}) AS hi FROM {relation}")
-        row = bounds.load().first()
-        if row is not None and row["lo"] is not None:
+        lo, hi = query_row(ctx, f"SELECT min({column})::text, max({column})::text FROM {relation}")
+        if lo is not None:
             return (
                 reader()
                 .option("dbtable", relation)
-                .options(partitionColumn=column, lowerBound=str(row["lo"]), upperBound=str(row["hi"]),
-                         numPartitions=str(source.num_partitions))
+                .options(partitionColumn=column, lowerBound=lo, upperBound=hi, numPartitions=str(source.num_partitions))
                 .load()
             )  # fmt: skip
     return reader().option("dbtable", relation).load()
+
+
+def query_row(ctx: job.JobContext, sql: str) -> list[str | None]:
+    """The first row of a small query, as text, on a JDBC connection of the driver's JVM (a
+    Spark read would cost a Spark job). DriverRegistry makes a driver from --jars visible to
+    DriverManager, as Spark's own JDBC reader does."""
+    a, jvm = ctx.args, ctx.spark._jvm
+    jvm.org.apache.spark.sql.execution.datasources.jdbc.DriverRegistry.register("org.postgresql.Driver")
+    props = jvm.java.util.Properties()
+    if a.user:
+        props.setProperty("user", a.user)
+    if os.environ.get(PASSWORD_ENV):
+        props.setProperty("password", os.environ[PASSWORD_ENV])
+    conn = jvm.java.sql.DriverManager.getConnection(a.jdbc_url, props)
+    try:
+        result = conn.createStatement().executeQuery(sql)
+        if not result.next():
+            return []
+        return [result.getString(i + 1) for i in range(result.getMetaData().getColumnCount())]
+    finally:
+        conn.close()
 
 
 def extract(ctx: job.JobContext) -> None:
@@ -72,38 +93,59 @@ def extract(ctx: job.JobContext) -> None:
     out = ctx.staged_output(spec.target.zone, dataset)
     rejects = ctx.staged_output("rejects", f"{spec.target.dataset}/{key.replace('/', '__')}")
 
-    if spec.source.kind == "jdbc":
-        source, cast_reasons = read_jdbc(ctx, spec), []
-    else:
-        source, cast_reasons = read_files(ctx, spec.source, a.landing_root)
-    seen = Observation("read")
-    source = source.observe(seen, F.count(F.lit(1)).alias("rows"))
-    good, rejected = cleanse(source.persist(), spec, cast_reasons)
-    columns = [x for x in good.columns if x != LOCATION]
-    written_obs = Observation("written")
-    measures = [*job.checksum_columns(good, columns)]
+    with ctx.timed("plan_s"):  # JDBC: the partition bounds; files: listing, schema checks
+        if spec.source.kind == "jdbc":
+            source, cast_reasons = read_jdbc(ctx, spec), []
+        else:
+            source, cast_reasons = read_files(ctx, spec.source, a.landing_root)
+    flagged = flag(source, spec, cast_reasons)
+    # One pass reads the source, writes the good rows and observes (one metrics node, before
+    # the split) the rows read and rejected and the good rows' count, checksum and
+    # watermark; no cache of the whole source. Rejects are few: a second pass writes them
+    # only when the first counted some.
+    columns = good_rows(flagged, spec).drop(LOCATION).columns
+    final = {c: f"__cast_{c}" for c in spec.cleansing.casts} | {c: f"__parsed_{c}" for c in spec.cleansing.date_formats}
+    good_row = F.col(REASON).isNull()
+    written_rows, hash_sum = job.checksum_columns(flagged, [final.get(c, c) for c in columns], where=good_row)
+    measures = [F.count(F.lit(1)).alias("read"), F.count_if(~good_row).alias("rejected"), written_rows, hash_sum]
     if spec.watermark:
-        measures.append(F.max(F.col(spec.watermark.column)).cast("string").alias("watermark"))
+        column = spec.watermark.column
+        measures.append(F.max(F.when(good_row, F.col(final.get(column, column)))).cast("string").alias("watermark"))
+        # the rejects pass reads no further than this pass did
+        measures.append(F.max(F.col(column)).alias("watermark_read"))
+    seen = Observation("extract")
+    good = good_rows(flagged.observe(seen, *measures), spec).drop(LOCATION)
     with ctx.timed("read_write_s"):
-        good.drop(LOCATION).observe(written_obs, *measures).withColumn(
-            "_govops_run_id", F.lit(a.run_id)
-        ).write.mode("overwrite").parquet(out.staging)
-        rejected.write.mode("overwrite").parquet(rejects.staging)
-    read_rows = int(seen.get["rows"])
-    stats = written_obs.get
-    written = ctx.spark.read.parquet(out.staging).count()
-    rejected_rows = ctx.spark.read.parquet(rejects.staging).count()
-    ctx.counts.update(read=read_rows, written=written, rejected=rejected_rows)
-    if read_rows != written + rejected_rows or written != int(stats["rows"]):
+        good.withColumn("_govops_run_id", F.lit(a.run_id)).write.mode("overwrite").parquet(out.staging)
+    stats = seen.get
+    read_rows, counted_rejects = int(stats["read"]), int(stats["rejected"])
+    with ctx.timed("rejects_s"):
+        if spec.watermark and stats["watermark_read"] is not None:
+            upto = F.col(spec.watermark.column) <= F.lit(stats["watermark_read"])
+            rejected = rejected_rows(flag(source.where(upto), spec, cast_reasons))
+        else:
+            rejected = rejected_rows(flagged)
+        (rejected if counted_rejects else rejected.limit(0)).write.mode("overwrite").parquet(rejects.staging)
+    with ctx.timed("verify_s"):
+        written = ctx.spark.read.parquet(out.staging).count()
+        rejects_written = ctx.spark.read.parquet(rejects.staging).count()
+    ctx.counts.update(read=read_rows, written=written, rejected=rejects_written)
+    if rejects_written != counted_rejects:
         raise RuntimeError(
-            f"{spec.pipeline}: counts do not reconcile: read {read_rows}, written {written}, rejected {rejected_rows}"
+            f"{spec.pipeline}: the source changed during the run: the load counted {counted_rejects} rejects, "
+            f"the rejects pass found {rejects_written}; re-run it"
+        )
+    if read_rows != written + rejects_written or written != int(stats["rows"]):
+        raise RuntimeError(
+            f"{spec.pipeline}: counts do not reconcile: read {read_rows}, written {written}, "
+            f"rejected {rejects_written}"
         )
     reasons = {r["reason"]: r["n"] for r in ctx.spark.read.parquet(rejects.staging).groupBy("reason")
-               .agg(F.count(F.lit(1)).alias("n")).collect()}  # fmt: skip
+               .agg(F.count(F.lit(1)).alias("n")).collect()} if counted_rejects else {}  # fmt: skip
     checksum = job.checksum_value(stats["hash_sum"])
     with ctx.timed("commit_s"):
         out.commit({"run": ctx.run, "rows": written, "checksum": checksum})
-        rejects.commit({"run": ctx.run, "rows": rejected_rows})
+        rejects.commit({"run": ctx.run, "rows": rejects_written})
     files, size = ctx.fs.size(out.target)
     source_uri = a.jdbc_url if spec.source.kind == "jdbc" else spec.source.path
     ctx.inputs.append({"kind": spec.source.kind, "uri": source_uri, "table": getattr(spec.source, "table", None),
@@ -114,7 +156,7 @@ def extract(ctx: job.JobContext) -> None:
         "checksum": {"algorithm": job.CHECKSUM_ALGORITHM, "value": checksum}, "files": files, "bytes": size,
         "watermark": stats["watermark"] if spec.watermark else None,
     })  # fmt: skip
-    ctx.outputs.append({"uri": rejects.target, "zone": "rejects", "rows": rejected_rows, "reasons": reasons})
+    ctx.outputs.append({"uri": rejects.target, "zone": "rejects", "rows": rejects_written, "reasons": reasons})
     data_source = getattr(spec.source, "table", None) or spec.pipeline
     if spec.service_item == "04":
         # Item 04 bills new tables: a table counts once, on its first load; later

@@ -48,6 +48,13 @@ def cleanse(
     df: DataFrame, spec: PipelineSpec, extra_reasons: list[Column] | None = None
 ) -> tuple[DataFrame, DataFrame]:
     """(good, rejected), both lazy. The first failing rule is a row's reason."""
+    flagged = flag(df, spec, extra_reasons)
+    return good_rows(flagged, spec), rejected_rows(flagged)
+
+
+def flag(df: DataFrame, spec: PipelineSpec, extra_reasons: list[Column] | None = None) -> DataFrame:
+    """Every row with the spec's rules applied and its reason (``REASON``, null for a good
+    row); :func:`good_rows` and :func:`rejected_rows` split it."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -78,29 +85,43 @@ def cleanse(
         df = df.withColumn(f"__cast_{name}", cast)  # fmt: skip
     reason = F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
     if c.dedupe_keys:
-        order = [F.col(LOCATION)] if LOCATION in df.columns else [F.lit(1)]
+        # A deterministic order, so that every pass over the source keeps the same row: the
+        # source location, else all columns (rows that tie are identical).
+        order = [F.col(LOCATION)] if LOCATION in df.columns else [F.col(x) for x in sorted(df.columns)]
         first = F.row_number().over(Window.partitionBy(*c.dedupe_keys).orderBy(*order)) == 1
         keys = ", ".join(c.dedupe_keys)
         reason = F.coalesce(reason, F.when(~first, F.lit(f"duplicate of an earlier row with the same {keys}")))
-    df = df.withColumn(REASON, reason)
-    good = df.where(F.col(REASON).isNull())
+    return df.withColumn(REASON, reason)
+
+
+def good_rows(flagged: DataFrame, spec: PipelineSpec) -> DataFrame:
+    """The rows without a reason, with their cleansed values and the source's columns."""
+    from pyspark.sql import functions as F
+
+    c = spec.cleansing
+    good = flagged.where(F.col(REASON).isNull())
     for name in c.date_formats:
         good = good.withColumn(name, F.col(f"__parsed_{name}")).drop(f"__parsed_{name}")
     for name in c.casts:
         good = good.withColumn(name, F.col(f"__cast_{name}")).drop(f"__cast_{name}")
     helpers = [x for x in good.columns if x.startswith("__raw_")]
-    good = good.drop(REASON, CORRUPT, READ_ERROR, *helpers)
-    # The reject keeps the record as it arrived: raw values, not the failed casts.
+    return good.drop(REASON, CORRUPT, READ_ERROR, *helpers)
+
+
+def rejected_rows(flagged: DataFrame) -> DataFrame:
+    """The rows with a reason: (reason, source_location, record). The record is the row as
+    it arrived: raw values, not the failed casts."""
+    from pyspark.sql import functions as F
+
     payload = [
         F.col(x).alias(x[len("__raw_") :]) if x.startswith("__raw_") else F.col(x)
-        for x in df.columns
+        for x in flagged.columns
         if x not in (REASON, LOCATION, READ_ERROR)
         and not (x.startswith("__") and not x.startswith("__raw_"))
-        and f"__raw_{x}" not in df.columns
+        and f"__raw_{x}" not in flagged.columns
     ]
-    rejected = df.where(F.col(REASON).isNotNull()).select(
+    return flagged.where(F.col(REASON).isNotNull()).select(
         F.col(REASON).alias("reason"),
-        (F.col(LOCATION) if LOCATION in df.columns else F.lit(None).cast("string")).alias("source_location"),
+        (F.col(LOCATION) if LOCATION in flagged.columns else F.lit(None).cast("string")).alias("source_location"),
         F.to_json(F.struct(*payload)).alias("record"),
     )
-    return good, rejected
