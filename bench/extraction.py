@@ -15,13 +15,14 @@ The database server shares the machine's cores with Spark, as it does with COPY.
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bench import spark_submit
 from govops import settings
 
 SCHEMA = "bench"
@@ -106,15 +107,8 @@ def run_extract(url: str, table: str, lake: Path, cores: int, partitions: int) -
            "--jdbc-url", source.url, "--first-load", "true"]  # fmt: skip
     if source.user:
         cmd += ["--user", source.user]
-    env = {**__import__("os").environ, jdbc.PASSWORD_ENV: source.password or ""}
-    started = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(manifests.read(uri).get("error") or result.stderr[-3000:])
-    manifest = manifests.read(uri)
-    manifest["wall_s"] = wall
-    return manifest
+    env = {**os.environ, jdbc.PASSWORD_ENV: source.password or ""}
+    return spark_submit(cmd, uri, env)
 
 
 def bench_extraction(rows: int, partitions: int) -> None:

@@ -13,12 +13,12 @@ six neighbours' real polygons, in one run:
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench import spark_submit
 from govops import settings
 
 
@@ -48,14 +48,7 @@ def run_job(lake: Path, cores: int, name: str) -> dict:
            str(settings.spark_jobs_dir() / "verify_spatial.py"), "--dag-id", "bench", "--run-id", name,
            "--task-id", "verify", "--lake-root", lake.as_uri(), "--manifest", uri,
            "--input", f"{lake.as_uri()}/raw/points", "--dataset", name, "--district", "青浦区"]  # fmt: skip
-    started = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(manifests.read(uri).get("error") or result.stderr[-3000:])
-    manifest = manifests.read(uri)
-    manifest["wall_s"] = wall
-    return manifest
+    return spark_submit(cmd, uri)
 
 
 def bench_spatial(n: int) -> dict:

@@ -18,12 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from govops.dag_runs import run_dag
 from govops.sample_data import SampleConfig, generate
 from govops.settlement.workorders import ensure_demo_work_order
 from govops.spark import manifest as manifests
+from tests.db import rows
 from tests.integration import spark_submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -118,14 +119,6 @@ def lonlat_csv_case(landing: Path) -> Case:
 
 CASES = {"shapefile": shapefile_case, "geopackage": geopackage_case, "wkt_csv": wkt_csv_case,
          "lonlat_csv": lonlat_csv_case}  # fmt: skip
-
-
-def rows(url: str, sql: str, **params: Any) -> list[tuple]:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        found = [tuple(r) for r in conn.execute(text(sql), params)]
-    engine.dispose()
-    return found
 
 
 @pytest.fixture

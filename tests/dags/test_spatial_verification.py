@@ -11,23 +11,16 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from govops.dag_runs import run_dag
 from govops.sample_data import SampleConfig, build_frames
 from govops.settlement.workorders import ensure_demo_work_order
 from govops.spatial import sample
 from govops.spatial.__main__ import main as cli
+from tests.db import rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
-
-
-def rows(url: str, sql: str, **params) -> list[tuple]:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        found = [tuple(r) for r in conn.execute(text(sql), params)]
-    engine.dispose()
-    return found
 
 
 def test_verification_run_corrections_and_report(isolated_env: Path, ledger_url: str) -> None:

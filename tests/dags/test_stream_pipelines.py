@@ -29,6 +29,7 @@ from govops.sample_data import SampleConfig, generate
 from govops.settings import repo_root
 from govops.settlement.workorders import ensure_demo_work_order
 from govops.spark import manifest as manifests
+from tests.db import rows
 from tests.integration import spark_submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -36,14 +37,6 @@ SPECS = repo_root() / "include" / "pipelines"
 WORK_ORDER = "WO-DEMO-STREAM"
 EVENTS = "raw/landing/service_events"
 RUNS = "dag_id = :d AND run_id = ANY(CAST(:runs AS text[]))"  # the ledger is the session's: a test's own runs
-
-
-def rows(url: str, sql: str, **params: Any) -> list[tuple]:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        found = [tuple(r) for r in conn.execute(text(sql), params)]
-    engine.dispose()
-    return found
 
 
 def work_order(ledger_url: str) -> None:
