@@ -11,10 +11,11 @@ coordinate system, district and address, and say what to do with it.
 2. Per record, per Arrow batch (govops.spatial.verify): point checks, the batch's
    system converted to WGS-84, point-in-polygon against the boundaries (shipped to each
    executor once, as a broadcast variable), address district, distance to the reference.
-3. Duplicates across the whole input: exact ones by a window over the point; near ones
-   per grid cell with a spatial index, each point also visiting the neighbouring cells it
-   is within the tolerance of, so pairs across a cell border are found too.
-4. Outcome per record (verified / corrected / field_verification) and its reasons.
+3. Duplicates across the whole input, exact and near, in one shuffle: per grid cell with
+   a spatial index, each point also visiting the neighbouring cells it is within the
+   tolerance of, so pairs across a cell border are found too.
+4. Outcome per record (verified / corrected / field_verification) and its reasons; the
+   run's counts are observed on the pass that writes them.
 
 Outputs: <lake>/verified/<dataset> (every record with outcome, reasons and the corrected
 WGS-84 point), <lake>/anomalies/spatial/<dataset>/<run> (the records with a reason), the
@@ -30,6 +31,7 @@ from govops.spark import job
 from govops.spark.manifest import run_key
 
 CELL_DEG = 0.01  # about 1 km: the unit of work of the near-duplicate search
+OUTCOMES = ("verified", "corrected", "field_verification")
 
 
 def _source(ctx: job.JobContext):  # -> DataFrame with the verify.py input columns
@@ -59,6 +61,7 @@ def _source(ctx: job.JobContext):  # -> DataFrame with the verify.py input colum
 
 
 def verify(ctx: job.JobContext) -> None:
+    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
     from govops.spatial import boundaries, checks, verify
@@ -69,7 +72,7 @@ def verify(ctx: job.JobContext) -> None:
                          far_from_address_m=a.far_from_address_m)  # fmt: skip
     area = boundaries.load(Path(a.boundaries) if a.boundaries else None)
     rules = checks.Rules(**{**rules.__dict__, "area_bounds": area.bounds})
-    source = _source(ctx).cache()
+    source = _source(ctx)
 
     with ctx.timed("detect_system_s"):
         sample = source.where(F.col("ref_lon").isNotNull()).select("lon_raw", "lat_raw", "ref_lon", "ref_lat")
@@ -100,7 +103,7 @@ def verify(ctx: job.JobContext) -> None:
         # Arrow batch in Python, vectorized.
         prepared = source.selectExpr("*", *[f"{expr} AS {name}" for name, expr in
                                             verify.jvm_columns("lon_raw", "lat_raw", "address")])  # fmt: skip
-        checked = prepared.mapInPandas(per_batch, verify.OUTPUT_SCHEMA).cache()
+        checked = prepared.mapInPandas(per_batch, verify.OUTPUT_SCHEMA)
         checked = _with_duplicates(ctx, checked, rules.near_duplicate_m)
         codes = list(checks.REASONS)
         reasons = F.concat_ws(";", *[F.when(F.col(code), F.lit(code)) for code in codes])
@@ -111,11 +114,17 @@ def verify(ctx: job.JobContext) -> None:
                 fixable = fixable | F.col(code)
             else:
                 unfixable = unfixable | F.col(code)
-        result = checked.select(
+        outcome = (F.when(~(fixable | unfixable), "verified").when(~unfixable, "corrected")
+                   .otherwise("field_verification"))  # fmt: skip
+        # The run's figures come from the pass that writes: one metrics node, no re-reads.
+        figures = Observation("verify")
+        measures = [F.count(F.lit(1)).alias("total"),
+                    *[F.count_if(outcome == o).alias(f"outcome:{o}") for o in OUTCOMES],
+                    *[F.count_if(F.col(code)).alias(f"reason:{code}") for code in codes],
+                    F.percentile_approx("distance_to_reference_m", [0.5, 0.9, 0.99]).alias("distances")]  # fmt: skip
+        result = checked.observe(figures, *measures).select(
             "record_id", "lon_raw", "lat_raw", "address", "lon", "lat", "district_found", "district_named",
-            "distance_to_reference_m", reasons.alias("reasons"),
-            F.when(~(fixable | unfixable), "verified").when(~unfixable, "corrected")
-            .otherwise("field_verification").alias("outcome"),
+            "distance_to_reference_m", reasons.alias("reasons"), outcome.alias("outcome"),
         )  # fmt: skip
 
     out = ctx.staged_output("verified", a.dataset)
@@ -123,22 +132,16 @@ def verify(ctx: job.JobContext) -> None:
     anomalies = ctx.staged_output("anomalies", f"spatial/{a.dataset}/{key}")
     with ctx.timed("write_s"):
         result.write.mode("overwrite").parquet(out.staging)
+        stats = figures.get
         written = ctx.spark.read.parquet(out.staging)
         written.where(F.col("reasons") != "").write.mode("overwrite").parquet(anomalies.staging)
-    stats = written.groupBy("outcome").count().collect()
-    by_outcome = {r["outcome"]: int(r["count"]) for r in stats}
-    reasons_count = {
-        r["reason"]: int(r["count"])
-        for r in written.select(F.explode(F.split("reasons", ";")).alias("reason")).where(F.col("reason") != "")
-        .groupBy("reason").count().collect()
-    }  # fmt: skip
-    total = sum(by_outcome.values())
-    read = source.count()
-    if read != total:
-        raise RuntimeError(f"{a.dataset}: counts do not reconcile: read {read}, verified {total}")
-    distances = written.where(F.col("distance_to_reference_m").isNotNull()).select(
-        F.percentile_approx("distance_to_reference_m", [0.5, 0.9, 0.99]).alias("q")
-    ).first()["q"] or []
+    by_outcome = {o: int(stats[f"outcome:{o}"]) for o in OUTCOMES if stats[f"outcome:{o}"]}
+    reasons_count = {c: int(stats[f"reason:{c}"]) for c in codes if stats[f"reason:{c}"]}
+    total, read = int(stats["total"]), ctx.spark.read.parquet(a.input).count()
+    if not read == total == written.count() == sum(by_outcome.values()):
+        raise RuntimeError(f"{a.dataset}: counts do not reconcile: read {read}, verified {total}, "
+                           f"written {written.count()}, by outcome {by_outcome}")  # fmt: skip
+    distances = stats["distances"] or []
     out.commit({"run": ctx.run, "rows": total})
     anomalies.commit({"run": ctx.run, "rows": sum(n for o, n in by_outcome.items() if o != "verified")})
     ctx.counts.update(read=read, written=total, rejected=0)
@@ -158,7 +161,7 @@ def _with_duplicates(ctx: job.JobContext, checked, tolerance_m: float):  # -> Da
     """DUPLICATE and NEAR_DUPLICATE across the whole input, in one shuffle.
 
     Each record goes to its grid cell; a point within the tolerance of a neighbouring cell
-    also visits that cell (its id and point only). Cells are hashed to partitions, and each
+    also visits that cell (a copy of its row, for its point). Cells are hashed to partitions, and each
     partition compares its points with one spatial index, flagging only its own records:
     every pair is decided once and none across a cell border is missed."""
     from pyspark.sql import functions as F
@@ -167,7 +170,9 @@ def _with_duplicates(ctx: job.JobContext, checked, tolerance_m: float):  # -> Da
 
     tol = tolerance_m / 111_320.0 / 0.5  # degrees, generous for longitude up to 60° latitude
     cx, cy = F.floor(F.col("lon") / CELL_DEG), F.floor(F.col("lat") / CELL_DEG)
-    everything = checked.withColumns({"cx": cx, "cy": cy, "visitor": F.lit(False)})
+    # Each record's home cell, and the neighbouring cells it is within the tolerance of
+    # (few: points near a cell border), as rows of one explode: one pass over the checks.
+    cells = [F.struct(cx.alias("cx"), cy.alias("cy"), F.lit(False).alias("visitor"))]
     for dx in (-1, 0, 1):
         for dy in (-1, 0, 1):
             if dx == dy == 0:
@@ -176,37 +181,45 @@ def _with_duplicates(ctx: job.JobContext, checked, tolerance_m: float):  # -> Da
                 (F.col("lon") - cx * CELL_DEG < tol) if dx < 0 else ((cx + 1) * CELL_DEG - F.col("lon") < tol))
             near_y = F.lit(True) if dy == 0 else (
                 (F.col("lat") - cy * CELL_DEG < tol) if dy < 0 else ((cy + 1) * CELL_DEG - F.col("lat") < tol))
-            visits = checked.where(F.col("lon").isNotNull() & near_x & near_y).select(
-                "record_id", "lon", "lat", (cx + dx).alias("cx"), (cy + dy).alias("cy"), F.lit(True).alias("visitor"))
-            everything = everything.unionByName(visits, allowMissingColumns=True)  # fmt: skip
+            cells.append(F.when(F.col("lon").isNotNull() & near_x & near_y, F.struct(
+                (cx + dx).alias("cx"), (cy + dy).alias("cy"), F.lit(True).alias("visitor"))))  # fmt: skip
+    visits = F.explode(F.filter(F.array(*cells), lambda cell: cell.isNotNull())).alias("cell")
+    everything = checked.select("*", visits).select(*checked.columns, "cell.cx", "cell.cy", "cell.visitor")
 
-    def per_partition(frames):
+    def per_partition(batches):  # Arrow in and out: the wide rows never become Python objects
         import numpy as np
-        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
         from govops.spatial import checks as c
 
-        frame = pd.concat(list(frames), ignore_index=True)
-        if frame.empty:
+        batches = list(batches)
+        if not batches:
             return
-        placed = frame[frame["lon"].notna()]
+        table = pa.Table.from_batches(batches)
         # One point per record (a record may visit several cells of this partition), in id
-        # order: np.unique sorts, and "earlier" means the lower record id.
-        ids, first = np.unique(placed["record_id"].to_numpy(dtype=str), return_index=True)
-        lon, lat = placed["lon"].to_numpy(float)[first], placed["lat"].to_numpy(float)[first]
-        exact, near = c.duplicates(lon, lat, np.ones(len(ids), dtype=bool), tolerance_m)
-        home = frame[~frame["visitor"].astype(bool)].drop(columns=["cx", "cy", "visitor"])
-        if not len(ids):
-            yield home.assign(DUPLICATE=False, NEAR_DUPLICATE=False)
-            return
-        at = np.searchsorted(ids, home["record_id"].to_numpy(dtype=str))
-        found = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == home["record_id"].to_numpy(dtype=str))
-        spot = np.minimum(at, len(ids) - 1)
-        yield home.assign(DUPLICATE=found & exact[spot], NEAR_DUPLICATE=found & near[spot])
+        # order: "earlier" means the lower record id.
+        placed = table.filter(pc.is_valid(table["lon"])).select(["record_id", "lon", "lat"])
+        placed = placed.take(pc.sort_indices(placed, sort_keys=[("record_id", "ascending")]))
+        ids = placed["record_id"]
+        first = np.ones(len(ids), dtype=bool)
+        if len(ids) > 1:
+            first[1:] = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+        placed = placed.filter(pa.array(first))
+        lon, lat = placed["lon"].to_numpy(), placed["lat"].to_numpy()
+        exact, near = c.duplicates(lon, lat, np.ones(len(lon), dtype=bool), tolerance_m)
+        home = table.filter(pc.invert(table["visitor"])).drop_columns(["cx", "cy", "visitor"])
+        at = pc.index_in(home["record_id"], value_set=placed["record_id"].combine_chunks())
+        found = pc.is_valid(at).to_numpy(zero_copy_only=False)
+        spot = pc.fill_null(at, 0).to_numpy(zero_copy_only=False)
+        exact = np.append(exact, False)[np.where(found, spot, len(exact))]
+        near = np.append(near, False)[np.where(found, spot, len(near))]
+        out = home.append_column("DUPLICATE", pa.array(exact)).append_column("NEAR_DUPLICATE", pa.array(near))
+        yield from out.to_batches()
 
-    cells = everything.repartition(max(2, ctx.spark.sparkContext.defaultParallelism * 2), "cx", "cy")
+    by_cell = everything.repartition(max(2, ctx.spark.sparkContext.defaultParallelism * 2), "cx", "cy")
     schema = verify.OUTPUT_SCHEMA + ", DUPLICATE boolean, NEAR_DUPLICATE boolean"
-    return cells.mapInPandas(per_partition, schema)
+    return by_cell.mapInArrow(per_partition, schema)
 
 
 def main() -> None:

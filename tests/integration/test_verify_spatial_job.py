@@ -83,3 +83,24 @@ def test_a_gcj02_batch_is_detected_and_converted(tmp_path: Path, library: Any) -
     error = coords.distance_m([r["lon"] for r in clean], [r["lat"] for r in clean],
                               ref.loc[ids, "lon"].to_numpy(), ref.loc[ids, "lat"].to_numpy())  # fmt: skip
     assert len(clean) == 1000 - 2 * 10 and error.max() < 3
+
+
+def test_district_on_the_jvm_matches_the_python_parser() -> None:
+    """The job reads the district with Spark SQL (address.java_district_expression); it must
+    agree with address.parse on every address the unit tests know, and on blanks."""
+    import pandas as pd
+    from pyspark.sql import SparkSession
+
+    from govops.spatial import address
+    from tests.unit.test_spatial import ADDRESSES
+
+    texts = [text for text, _ in ADDRESSES] + ["", "  ", "苏州市花桥镇绿地大道8号", None]
+    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+    try:
+        frame = spark.createDataFrame([(t,) for t in texts], "address string")
+        jvm = [r[0] for r in frame.selectExpr(f"{address.java_district_expression('address')} AS d").collect()]
+    finally:
+        spark.stop()
+    python = address.parse(pd.Series(texts, dtype=object))["district"].tolist()
+    assert jvm == python
+    assert jvm[:5] == ["青浦区", "青浦区", "青浦区", "青浦区", "昆山市"] and jvm[-2] == "苏州市"

@@ -54,7 +54,10 @@ def parse(addresses: pd.Series) -> pd.DataFrame:
 def java_district_expression(column: str) -> str:
     """The district as a Spark SQL expression: the same pattern in Java's regex engine,
     with the same fix for a county-level city read as a city."""
-    java = "^" + "".join(f"({pattern})?" for pattern in LEVELS.values())
+    # Every level is optional, so the groups up to the street match as with the whole
+    # pattern; the road and house number groups would only cost time.
+    upto_street = list(LEVELS.values())[:4]
+    java = "^" + "".join(f"({pattern})?" for pattern in upto_street)
     java = java.replace("\\", "\\\\").replace("'", "\\'")
     text = f"regexp_replace(coalesce({column}, ''), '\\\\s+', '')"
     city, district, street = (f"regexp_extract({text}, '{java}', {i})" for i in (2, 3, 4))
