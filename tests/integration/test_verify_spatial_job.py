@@ -88,6 +88,8 @@ def test_a_gcj02_batch_is_detected_and_converted(tmp_path: Path, library: Any) -
 def test_district_on_the_jvm_matches_the_python_parser() -> None:
     """The job reads the district with Spark SQL (address.java_district_expression); it must
     agree with address.parse on every address the unit tests know, and on blanks."""
+    import logging
+
     import pandas as pd
     from pyspark.sql import SparkSession
 
@@ -101,6 +103,8 @@ def test_district_on_the_jvm_matches_the_python_parser() -> None:
         jvm = [r[0] for r in frame.selectExpr(f"{address.java_district_expression('address')} AS d").collect()]
     finally:
         spark.stop()
+        # py4j logs its gateway's close when Python exits, after pytest closed the stream
+        logging.getLogger("py4j.clientserver").setLevel(logging.WARNING)
     python = address.parse(pd.Series(texts, dtype=object))["district"].tolist()
     assert jvm == python
     assert jvm[:5] == ["青浦区", "青浦区", "青浦区", "青浦区", "昆山市"] and jvm[-2] == "苏州市"
