@@ -6,8 +6,9 @@ coordinate system, district and address, and say what to do with it.
         --dataset <name> [--id-column id --lon-column lon --lat-column lat
         --address-column address --address-id-column address_id] [--boundaries FILE]
 
-1. The batch's coordinate system: records joined to their standard address, a sample of
-   the pairs compared on the driver (checks.detect_system).
+1. The batch's coordinate system: records joined to their standard address (by the
+   address id column, or else by the standard form of the address text: street, road,
+   house number), a sample of the pairs compared on the driver (checks.detect_system).
 2. Per record, per Arrow batch (govops.spatial.verify): point checks, the batch's
    system converted to WGS-84, point-in-polygon against the boundaries (shipped to each
    executor once, as a broadcast variable), address district, distance to the reference.
@@ -34,8 +35,10 @@ CELL_DEG = 0.01  # about 1 km: the unit of work of the near-duplicate search
 OUTCOMES = ("verified", "corrected", "field_verification")
 
 
-def _source(ctx: job.JobContext):  # -> DataFrame with the verify.py input columns
+def _source(ctx: job.JobContext):  # -> (DataFrame with the verify.py input columns, how references matched)
     from pyspark.sql import functions as F
+
+    from govops.spatial import address
 
     a = ctx.args
     records = ctx.spark.read.parquet(a.input)
@@ -49,15 +52,24 @@ def _source(ctx: job.JobContext):  # -> DataFrame with the verify.py input colum
         (F.col(a.address_column).cast("string") if a.address_column in records.columns
          else F.lit(None).cast("string")).alias("address"),
     ]  # fmt: skip
-    if a.reference and a.address_id_column in records.columns:
-        reference = ctx.spark.read.parquet(a.reference).select(
-            F.col("id").alias("__ref_id"), F.col("lon").cast("double").alias("ref_lon"),
-            F.col("lat").cast("double").alias("ref_lat"),
-        )  # fmt: skip
+    library = ctx.spark.read.parquet(a.reference) if a.reference else None
+    point = [F.col("lon").cast("double").alias("ref_lon"), F.col("lat").cast("double").alias("ref_lat")]
+    if library is not None and a.address_id_column in records.columns:
+        reference = library.select(F.col("id").alias("__ref_id"), *point)
         joined = records.join(F.broadcast(reference), records[a.address_id_column] == reference["__ref_id"], "left")
-        return joined.select(*cols, "ref_lon", "ref_lat")
+        return joined.select(*cols, "ref_lon", "ref_lat"), a.address_id_column
+    if library is not None and a.address_column in records.columns and "address" in library.columns:
+        # No address id: match the address text's standard form (street, road, house
+        # number) to the library's; a form that several library entries share matches none.
+        form = address.java_standard_form_expression
+        reference = (library.select(F.expr(form("address")).alias("__form"), *point).where(F.col("__form") != "")
+                     .groupBy("__form").agg(F.count(F.lit(1)).alias("__n"), F.first("ref_lon").alias("ref_lon"),
+                                            F.first("ref_lat").alias("ref_lat"))
+                     .where(F.col("__n") == 1).drop("__n"))  # fmt: skip
+        keyed = records.withColumn("__form", F.expr(form(a.address_column)))
+        return keyed.join(F.broadcast(reference), "__form", "left").select(*cols, "ref_lon", "ref_lat"), "address text"
     return records.select(*cols, F.lit(None).cast("double").alias("ref_lon"),
-                          F.lit(None).cast("double").alias("ref_lat"))  # fmt: skip
+                          F.lit(None).cast("double").alias("ref_lat")), None  # fmt: skip
 
 
 def verify(ctx: job.JobContext) -> None:
@@ -72,7 +84,7 @@ def verify(ctx: job.JobContext) -> None:
                          far_from_address_m=a.far_from_address_m)  # fmt: skip
     area = boundaries.load(Path(a.boundaries) if a.boundaries else None)
     rules = checks.Rules(**{**rules.__dict__, "area_bounds": area.bounds})
-    source = _source(ctx)
+    source, reference_match = _source(ctx)
 
     with ctx.timed("detect_system_s"):
         sample = source.where(F.col("ref_lon").isNotNull()).select("lon_raw", "lat_raw", "ref_lon", "ref_lat")
@@ -121,6 +133,7 @@ def verify(ctx: job.JobContext) -> None:
         measures = [F.count(F.lit(1)).alias("total"),
                     *[F.count_if(outcome == o).alias(f"outcome:{o}") for o in OUTCOMES],
                     *[F.count_if(F.col(code)).alias(f"reason:{code}") for code in codes],
+                    F.count_if(F.col("distance_to_reference_m").isNotNull()).alias("compared"),
                     F.percentile_approx("distance_to_reference_m", [0.5, 0.9, 0.99]).alias("distances")]  # fmt: skip
         result = checked.observe(figures, *measures).select(
             "record_id", "lon_raw", "lat_raw", "address", "lon", "lat", "district_found", "district_named",
@@ -148,7 +161,8 @@ def verify(ctx: job.JobContext) -> None:
     ctx.inputs.append({"kind": "parquet", "uri": a.input, "rows": read})
     ctx.outputs.append({"uri": out.target, "zone": "verified", "dataset": a.dataset, "rows": total,
                         "outcomes": by_outcome, "reasons": reasons_count,
-                        "batch_system": batch_system,
+                        "batch_system": batch_system, "reference_match": reference_match,
+                        "compared_to_reference": int(stats["compared"]),
                         "system_evidence": system.__dict__ if system else None,
                         "distance_to_reference_m": dict(zip(("p50", "p90", "p99"), distances, strict=False)),
                         })  # fmt: skip

@@ -108,3 +108,37 @@ def test_district_on_the_jvm_matches_the_python_parser() -> None:
     python = address.parse(pd.Series(texts, dtype=object))["district"].tolist()
     assert jvm == python
     assert jvm[:5] == ["青浦区", "青浦区", "青浦区", "青浦区", "昆山市"] and jvm[-2] == "苏州市"
+
+
+def test_records_without_an_address_id_match_the_library_by_address_text(tmp_path: Path, library: Any) -> None:
+    import pandas as pd
+
+    from govops.spatial import address
+
+    records, expected = sample.new_records(library, 1500, seed=2)
+    # The library's standard forms that name one entry only: the rest cannot be matched.
+    forms = address.standard_form(address.parse(library["address"]))
+    unique = set(forms[~forms.duplicated(keep=False)])
+    record_forms = address.standard_form(address.parse(records["address"]))
+    matchable = set(records["id"][record_forms.isin(unique)])
+    assert 1400 < len(matchable) < 1500  # the sample library repeats a few forms
+    manifest, rows = verify(tmp_path, library, records.drop(columns="address_id"), "bytext")
+    output = manifest["outputs"][0]
+    assert output["reference_match"] == "address text"
+    usable = {r["record_id"] for r in rows if r["lon"] is not None}
+    assert output["compared_to_reference"] == len(usable & matchable)
+    flagged: dict[str, list[str]] = {}
+    for row in rows:
+        for reason in filter(None, row["reasons"].split(";")):
+            flagged.setdefault(reason, []).append(row["record_id"])
+    far = sorted(r for r in expected["FAR_FROM_ADDRESS"] if r in matchable)
+    assert far and sorted(flagged.get("FAR_FROM_ADDRESS", [])) == far
+    others = {k: v for k, v in expected.items() if k != "FAR_FROM_ADDRESS"}
+    assert {k: sorted(v) for k, v in flagged.items() if k != "FAR_FROM_ADDRESS"} == others
+    # With ids, the same records are compared to the same places: the distances agree.
+    by_text = pd.DataFrame(rows).set_index("record_id")["distance_to_reference_m"]
+    _, with_ids = verify(tmp_path, library, records, "byid")
+    by_id = pd.DataFrame(with_ids).set_index("record_id")["distance_to_reference_m"]
+    both = by_text.dropna().index
+    assert len(both) == output["compared_to_reference"]
+    assert (by_text[both] - by_id[both]).abs().max() < 1e-6

@@ -51,17 +51,27 @@ def parse(addresses: pd.Series) -> pd.DataFrame:
     return frame
 
 
-def java_district_expression(column: str) -> str:
-    """The district as a Spark SQL expression: the same pattern in Java's regex engine,
-    with the same fix for a county-level city read as a city."""
-    # Every level is optional, so the groups up to the street match as with the whole
-    # pattern; the road and house number groups would only cost time.
-    upto_street = list(LEVELS.values())[:4]
-    java = "^" + "".join(f"({pattern})?" for pattern in upto_street)
+def _java_groups(column: str, levels: int, groups: tuple[int, ...]) -> list[str]:
+    """Spark SQL ``regexp_extract`` of the given groups (1-based, in LEVELS order) of the
+    pattern up to ``levels`` levels, in Java's regex engine. Every level is optional, so
+    the groups match as with the whole pattern; the levels after the last one needed
+    would only cost time."""
+    java = "^" + "".join(f"({pattern})?" for pattern in list(LEVELS.values())[:levels])
     java = java.replace("\\", "\\\\").replace("'", "\\'")
     text = f"regexp_replace(coalesce({column}, ''), '\\\\s+', '')"
-    city, district, street = (f"regexp_extract({text}, '{java}', {i})" for i in (2, 3, 4))
+    return [f"regexp_extract({text}, '{java}', {i})" for i in groups]
+
+
+def java_district_expression(column: str) -> str:
+    """The district as a Spark SQL expression: the same pattern as :func:`parse`, with the
+    same fix for a county-level city read as a city."""
+    city, district, street = _java_groups(column, 4, (2, 3, 4))
     return f"CASE WHEN {district} = '' AND {city} LIKE '%市' AND {street} != '' THEN {city} ELSE {district} END"
+
+
+def java_standard_form_expression(column: str) -> str:
+    """:func:`standard_form` as a Spark SQL expression ('' when the address has none)."""
+    return "concat({}, {}, {})".format(*_java_groups(column, len(LEVELS), (4, 5, 6)))
 
 
 def standard_form(parts: pd.DataFrame) -> pd.Series:
