@@ -79,7 +79,7 @@ def bench_stream(events: int, drops: int = 8) -> dict:
     small = root / "small.jsonl"
     small.write_text("".join(one.read_text(encoding="utf-8").splitlines(keepends=True)[:1000]), encoding="utf-8")
     drop(small, folder, "events-0000.jsonl")
-    cmd, uri = command(lake2, root / "landing2", "bench_latency", "--continuous", "--trigger-interval",
+    cmd, uri = command(lake2, root / "landing2", "bench_latency", "--trigger", "continuous", "--trigger-interval",
                        "500 milliseconds")  # fmt: skip
     job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = lake2 / "_streams" / SPEC / "batches"

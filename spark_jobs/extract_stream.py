@@ -2,13 +2,13 @@
 
     spark-submit --py-files govops.zip spark_jobs/extract_stream.py <contract arguments> \
         --spec '<the pipeline spec as JSON>' [--metered-through N] [--stream-id ID] \
-        [--continuous --trigger-interval '1 second' --run-seconds S]
+        [--trigger continuous --trigger-interval '1 second' --run-seconds S]
 
 Sources: JSON lines that front-end machines drop into a landing directory, incremental
 capture of a PostgreSQL table by a growing offset column (govops.pipelines.capture), or
 Kafka (needs Spark's Kafka connector on the cluster). By default the job runs the new data
 as micro-batches and stops (``availableNow``, for Airflow's short schedule); with
-``--continuous`` it keeps a ``processingTime`` trigger for ``--run-seconds`` (0: until
+``--trigger continuous`` it keeps a ``processingTime`` trigger for ``--run-seconds`` (0: until
 stopped) for latencies of seconds.
 
 Each micro-batch (foreachBatch) is cleansed like the batch job (govops.pipelines.cleansing),
@@ -257,7 +257,8 @@ def run_query(ctx: job.JobContext, spec: PipelineSpec) -> tuple[BatchWriter, dic
         .option("checkpointLocation", writer.checkpoint)
         .foreachBatch(writer)
     )
-    start = start.trigger(processingTime=a.trigger_interval) if a.continuous else start.trigger(availableNow=True)
+    continuous = a.trigger == "continuous"
+    start = start.trigger(processingTime=a.trigger_interval) if continuous else start.trigger(availableNow=True)
     stop = {"asked": False}
 
     def ask_stop(*_: object) -> None:
@@ -266,7 +267,7 @@ def run_query(ctx: job.JobContext, spec: PipelineSpec) -> tuple[BatchWriter, dic
     signal.signal(signal.SIGTERM, ask_stop)
     query = start.start()
     progress: dict[int, dict[str, Any]] = {}
-    deadline = time.monotonic() + a.run_seconds if a.continuous and a.run_seconds > 0 else None
+    deadline = time.monotonic() + a.run_seconds if continuous and a.run_seconds > 0 else None
     while query.isActive:
         query.awaitTermination(0.5)
         for p in query.recentProgress:
@@ -363,7 +364,8 @@ def finish_manifest(
     ctx.outputs[0]["stream"] = {
         "stream_id": stream_id, "checkpoint": stream.checkpoint_uri(ctx.lake_root, spec.pipeline),
         "batch_from": first, "batch_to": last, "batches_run_here": ran,
-        "offsets": latest.get("offsets"), "trigger": "continuous" if ctx.args.continuous else "availableNow",
+        "offsets": latest.get("offsets"),
+        "trigger": "continuous" if ctx.args.trigger == "continuous" else "availableNow",
     }  # fmt: skip
     if records:
         # One event for all batches above the ledger's mark; the range goes with it, so the
@@ -384,9 +386,11 @@ def main() -> None:
     p.add_argument("--metered-through", default=None, help="the highest batch the ledger holds (-1: none)")
     p.add_argument("--meter-through", default=None, help="re-run of a metered run: report batches up to this one")
     p.add_argument("--stream-id", default=None, help="the checkpoint's query id prepare saw (empty: none)")
-    p.add_argument("--continuous", action="store_true", help="processingTime trigger instead of availableNow")
-    p.add_argument("--trigger-interval", default="1 second", help="with --continuous")
-    p.add_argument("--run-seconds", type=float, default=0, help="with --continuous: stop after (0: until stopped)")
+    p.add_argument("--trigger", choices=("available-now", "continuous"), default="available-now",
+                   help="available-now: the new data, then stop; continuous: a processingTime trigger")  # fmt: skip
+    p.add_argument("--trigger-interval", default="1 second", help="with --trigger continuous")
+    p.add_argument("--run-seconds", type=float, default=0,
+                   help="with --trigger continuous: stop after this long (0: until stopped)")  # fmt: skip
     p.add_argument("--watermark-from", default=None, help="unused: the checkpoint keeps the offsets")
     p.add_argument("--first-load", default=None, help="unused")
     job.run("extract_stream", p, extract_stream)

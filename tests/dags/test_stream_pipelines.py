@@ -310,9 +310,9 @@ def test_continuous_mode_picks_up_a_drop(
     cmd, env = spark_submit.command("extract_stream", {
         "dag-id": dag, "run-id": run_id, "task-id": "extract", "lake-root": isolated_env.as_uri(), "manifest": uri,
         "spec": load_spec(SPECS / "landing_events_stream.yaml").model_dump_json(), "landing-root": landing.as_uri(),
-        "trigger-interval": "500 milliseconds",
+        "trigger": "continuous", "trigger-interval": "500 milliseconds",
     })  # fmt: skip
-    job = subprocess.Popen([*cmd, "--continuous"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    job = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 90
@@ -339,6 +339,48 @@ def test_continuous_mode_picks_up_a_drop(
     assert manifest["outputs"][0]["stream"]["trigger"] == "continuous"
     assert manifest["metering"][0]["attributes"]["stream_batch_to"] == 1
     assert json.loads((records / "000000000001.json").read_text())["files"][0].endswith(files[1].name)
+
+
+def test_airflow_runs_a_stream_continuously_for_a_while(
+    isolated_env: Path, ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DAG param continuous_seconds keeps the query running with a processing-time
+    trigger: a file dropped meanwhile is taken by the same run, metered once with it."""
+    import threading
+
+    files, bad = event_files(tmp_path, seed=26, events=300, per_file=150)
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("GOVOPS_LANDING_ROOT", landing.as_uri())
+    work_order(ledger_url)
+    drop(files[:1], landing)
+    records = isolated_env / "_streams/landing_events_stream/batches"
+    seen: dict[str, float] = {}
+
+    def drop_after_the_first_batch() -> None:
+        deadline = time.monotonic() + 120
+        while not (records / "000000000000.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        seen["dropped"] = time.monotonic()
+        drop(files[1:], landing)
+        while not (records / "000000000001.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        seen["committed"] = time.monotonic()
+
+    dropper = threading.Thread(target=drop_after_the_first_batch, daemon=True)
+    dropper.start()
+    dag = "pipeline_landing_events_stream"
+    run = run_dag(dag, conf={"continuous_seconds": 25}, logical_date=datetime(2026, 9, 1, tzinfo=UTC))
+    dropper.join(timeout=5)
+    assert run.state == "success", run.task_states
+    assert (records / "000000000001.json").exists(), "the file dropped during the run was not taken"
+    assert seen["committed"] - seen["dropped"] < 15
+    ids, malformed = source_lines(files)
+    log = rows(ledger_url, "SELECT read, written, rejected, watermark_to FROM govops.extraction_run "
+               f"WHERE {RUNS}", d=dag, runs=[run.run_id])  # fmt: skip
+    assert log == [(300, len(ids), len(malformed), "batch=1")] and len(malformed) == len(bad)
+    metered = rows(ledger_url, "SELECT quantity, attributes->>'stream_batch_from', attributes->>'stream_batch_to' "
+                   f"FROM govops.usage_event WHERE {RUNS}", d=dag, runs=[run.run_id])  # fmt: skip
+    assert metered == [(len(ids), "0", "1")]
 
 
 def test_kafka_without_the_connector_fails_naming_it(

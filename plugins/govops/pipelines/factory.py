@@ -258,6 +258,18 @@ def job_for(spec: PipelineSpec) -> str:
     return "extract"
 
 
+def dag_params(spec: PipelineSpec) -> dict[str, Param]:
+    params = {"work_order_id": Param(spec.work_order, type="string", description="工单 to meter against")}
+    if isinstance(spec.source, StreamSource):
+        # A run takes what has arrived and stops; a run with continuous_seconds keeps a
+        # one-second trigger that long, for second-level latency. max_active_runs=1 queues
+        # the schedule's runs behind it, so one query at a time uses the checkpoint.
+        params["continuous_seconds"] = Param(
+            0, type="integer", minimum=0, description="0: the new data, then stop; N: run continuously N seconds"
+        )
+    return params
+
+
 def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
     what = inventory_source(spec)[2]
     doc = (
@@ -276,7 +288,7 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
         doc_md=doc,
         tags=service_tags(spec.service_item),
         default_args=default_args(owner=spec.owner),
-        params={"work_order_id": Param(spec.work_order, type="string", description="工单 to meter against")},
+        params=dag_params(spec),
     ) as dag:
 
         @task(task_id="prepare")
@@ -292,6 +304,8 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
             job_args["onboarding"] = "{{ ti.xcom_pull(task_ids='prepare')['onboarding'] }}"
         if isinstance(spec.source, StreamSource):
             job_args.update(stream_job_args())
+            job_args["trigger"] = "{{ 'continuous' if params.continuous_seconds else 'available-now' }}"
+            job_args["run-seconds"] = "{{ params.continuous_seconds }}"
         if jdbc_connection(spec) is None:
             job_args["landing-root"] = settings.landing_root()
         extract = SparkJobOperator(
