@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench import spark_submit
 from govops import settings
 
 SPEC = "landing_events_stream"
@@ -47,7 +48,6 @@ def drop(source: Path, folder: Path, name: str) -> float:
 
 def bench_stream(events: int, drops: int = 8) -> dict:
     from govops.sample_data import SampleConfig, generate
-    from govops.spark import manifest as manifests
 
     root = settings.home() / "bench-stream"
     shutil.rmtree(root, ignore_errors=True)
@@ -58,14 +58,8 @@ def bench_stream(events: int, drops: int = 8) -> dict:
     print(f"stream sample: {events:,} events in {len(list((landing / 'events').glob('*.jsonl')))} files, "
           f"written in {time.perf_counter() - started:.1f}s")
 
-    cmd, uri = command(lake, landing, "bench_throughput")
-    started = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(result.stderr[-3000:])
-    m = manifests.read(uri)
-    stream_s = m["timings"]["stream_s"]
+    m = spark_submit(*command(lake, landing, "bench_throughput"))
+    stream_s, wall = m["timings"]["stream_s"], m["wall_s"]
     batches = len(m["outputs"][0]["partitions"])
     print(f"stream throughput (availableNow, local[2]): {m['counts']['read']:,} records in {batches} micro-batches, "
           f"{stream_s:.1f}s stream time = {m['counts']['read'] / stream_s:,.0f} records/s "
@@ -79,7 +73,7 @@ def bench_stream(events: int, drops: int = 8) -> dict:
     small = root / "small.jsonl"
     small.write_text("".join(one.read_text(encoding="utf-8").splitlines(keepends=True)[:1000]), encoding="utf-8")
     drop(small, folder, "events-0000.jsonl")
-    cmd, uri = command(lake2, root / "landing2", "bench_latency", "--trigger", "continuous", "--trigger-interval",
+    cmd, _ = command(lake2, root / "landing2", "bench_latency", "--trigger", "continuous", "--trigger-interval",
                        "500 milliseconds")  # fmt: skip
     job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = lake2 / "_streams" / SPEC / "batches"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 
-from govops.pipelines.cleansing import LOCATION, REASON, flag, good_rows, rejected_rows
+from govops.pipelines.cleansing import LOCATION, REASON, cleansed, flag, good_rows, rejected_rows
 from govops.pipelines.readers import read_files
 from govops.pipelines.spec import PipelineSpec
 from govops.spark import job
@@ -104,7 +104,7 @@ def extract(ctx: job.JobContext) -> None:
     # watermark; no cache of the whole source. Rejects are few: a second pass writes them
     # only when the first counted some.
     columns = good_rows(flagged, spec).drop(LOCATION).columns
-    final = {c: f"__cast_{c}" for c in spec.cleansing.casts} | {c: f"__parsed_{c}" for c in spec.cleansing.date_formats}
+    final = cleansed(spec)
     good_row = F.col(REASON).isNull()
     written_rows, hash_sum = job.checksum_columns(flagged, [final.get(c, c) for c in columns], where=good_row)
     measures = [F.count(F.lit(1)).alias("read"), F.count_if(~good_row).alias("rejected"), written_rows, hash_sum]

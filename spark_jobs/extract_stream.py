@@ -41,31 +41,12 @@ from govops.spark.jdbc import PASSWORD_ENV
 from govops.spark.lake import StagedOutput
 
 KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13"
-# Tests only: kill this process at a point of a batch, e.g. "1:after_data" (see _checkpoint_hook).
+# Tests only: kill this process at a point of a batch, e.g. "1:after_data" (see BatchWriter._hook).
 KILL_ENV = "GOVOPS_STREAM_KILL_AT"
 
 
 class KafkaConnectorMissing(RuntimeError):
     pass
-
-
-def _read_text(ctx: job.JobContext, uri: str) -> str:
-    jvm = ctx.spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    stream_in = path.getFileSystem(ctx.spark._jsc.hadoopConfiguration()).open(path)
-    try:
-        return jvm.org.apache.commons.io.IOUtils.toString(stream_in, "UTF-8")
-    finally:
-        stream_in.close()
-
-
-def _list_names(ctx: job.JobContext, uri: str) -> list[str]:
-    if not ctx.fs.exists(uri):
-        return []
-    jvm = ctx.spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return sorted(s.getPath().getName() for s in path.getFileSystem(ctx.spark._jsc.hadoopConfiguration())
-                  .listStatus(path))  # fmt: skip
 
 
 def _opt_int(value: str | None) -> int | None:
@@ -236,7 +217,7 @@ class BatchWriter:
 
     def _offsets(self, batch_id: int) -> Any:
         """The batch's end offsets from the checkpoint's offset log (written before the batch)."""
-        lines = _read_text(self.ctx, f"{self.checkpoint}/offsets/{batch_id}").splitlines()
+        lines = self.ctx.fs.read_text(f"{self.checkpoint}/offsets/{batch_id}").splitlines()
         return [json.loads(x) if x and x != "-" else None for x in lines[2:]]
 
     def _hook(self, batch_id: int, point: str) -> None:
@@ -291,7 +272,7 @@ def extract_stream(ctx: job.JobContext) -> None:
     if a.stream_id and found != a.stream_id:
         raise RuntimeError(f"{checkpoint}: the checkpoint is stream {found}, prepare saw {a.stream_id}: "
                            "it was replaced since; run again")  # fmt: skip
-    if found is None and _list_names(ctx, records_dir):
+    if found is None and ctx.fs.list_names(records_dir):
         raise RuntimeError(
             f"{checkpoint} is missing but {records_dir} holds batches: without the checkpoint the stream would "
             "start over and write those batches again. Restore the checkpoint, or remove the dataset, its rejects "
@@ -305,7 +286,7 @@ def extract_stream(ctx: job.JobContext) -> None:
         if meter_through is None:  # a re-run of a metered run only reports its batches again
             writer, progress, found = run_query(ctx, spec)
             ran = writer.ran
-    records = [json.loads(_read_text(ctx, f"{records_dir}/{name}")) for name in _list_names(ctx, records_dir)
+    records = [json.loads(ctx.fs.read_text(f"{records_dir}/{name}")) for name in ctx.fs.list_names(records_dir)
                if name.endswith(".json") and int(name.split(".")[0]) > metered_through
                and (meter_through is None or int(name.split(".")[0]) <= meter_through)]  # fmt: skip
     ids = [r["batch_id"] for r in records]
@@ -328,7 +309,7 @@ def extract_stream(ctx: job.JobContext) -> None:
 def stream_id_of(ctx: job.JobContext, checkpoint: str) -> str | None:
     if not ctx.fs.exists(f"{checkpoint}/metadata"):
         return None
-    return json.loads(_read_text(ctx, f"{checkpoint}/metadata"))["id"]
+    return json.loads(ctx.fs.read_text(f"{checkpoint}/metadata"))["id"]
 
 
 def finish_manifest(

@@ -94,16 +94,20 @@ def flag(df: DataFrame, spec: PipelineSpec, extra_reasons: list[Column] | None =
     return df.withColumn(REASON, reason)
 
 
+def cleansed(spec: PipelineSpec) -> dict[str, str]:
+    """Column -> the column of :func:`flag` that holds its cleansed value, for the columns
+    whose value a rule changes (date formats, casts)."""
+    c = spec.cleansing
+    return {name: f"__parsed_{name}" for name in c.date_formats} | {name: f"__cast_{name}" for name in c.casts}
+
+
 def good_rows(flagged: DataFrame, spec: PipelineSpec) -> DataFrame:
     """The rows without a reason, with their cleansed values and the source's columns."""
     from pyspark.sql import functions as F
 
-    c = spec.cleansing
     good = flagged.where(F.col(REASON).isNull())
-    for name in c.date_formats:
-        good = good.withColumn(name, F.col(f"__parsed_{name}")).drop(f"__parsed_{name}")
-    for name in c.casts:
-        good = good.withColumn(name, F.col(f"__cast_{name}")).drop(f"__cast_{name}")
+    for name, value in cleansed(spec).items():
+        good = good.withColumn(name, F.col(value)).drop(value)
     helpers = [x for x in good.columns if x.startswith("__raw_")]
     return good.drop(REASON, CORRUPT, READ_ERROR, *helpers)
 

@@ -23,6 +23,16 @@ EXTRACTION_ITEMS = {"01": "record", "02": "record", "03": "coordinate_point", "0
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
+def _charset(encoding: str) -> str:
+    """The charset's canonical name (gbk, utf-8); a ValueError for an unknown one."""
+    import codecs
+
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise ValueError(f"encoding {encoding!r} is not a known charset") from None
+
+
 class SpecError(ValueError):
     """A spec file is invalid; the message names the file and the field."""
 
@@ -92,8 +102,6 @@ class SpatialSource(_Strict):
 
     @model_validator(mode="after")
     def _format_fields(self) -> SpatialSource:
-        import codecs
-
         used_by = {"wkt_column": "wkt_csv", "lon_column": "lonlat_csv", "lat_column": "lonlat_csv",
                    "layer": "geopackage"}  # fmt: skip
         for name, fmt in used_by.items():
@@ -101,13 +109,9 @@ class SpatialSource(_Strict):
                 raise ValueError(f"{name} is only used with format {fmt}")
             if getattr(self, name) is None and self.format == fmt and name != "layer":  # layer: the first by default
                 raise ValueError(f"format {fmt} needs {name}")
-        if self.encoding is not None:
-            try:
-                codecs.lookup(self.encoding)
-            except LookupError:
-                raise ValueError(f"encoding {self.encoding!r} is not a known charset") from None
-            if self.format in ("geojson", "geopackage") and codecs.lookup(self.encoding).name != "utf-8":
-                raise ValueError(f"{self.format} is UTF-8 by definition: drop encoding")
+        utf8 = self.encoding is None or _charset(self.encoding) == "utf-8"
+        if not utf8 and self.format in ("geojson", "geopackage"):
+            raise ValueError(f"{self.format} is UTF-8 by definition: drop encoding")
         if self.crs is not None:
             from pyproj import CRS
             from pyproj.exceptions import CRSError
@@ -140,8 +144,6 @@ class StreamSource(_Strict):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> StreamSource:
-        import codecs
-
         needs = {"jsonl_stream": ("path", "columns"), "jdbc_capture": ("table", "offset_column"),
                  "kafka": ("bootstrap_servers", "topic", "columns")}  # fmt: skip
         used_by = {"path": ("jsonl_stream",), "max_files_per_batch": ("jsonl_stream",),
@@ -165,10 +167,7 @@ class StreamSource(_Strict):
             raise ValueError(f"offset_column {self.offset_column!r} is not a column name")
         if self.kind == "jdbc_capture" and self.columns and self.offset_column not in self.columns:
             raise ValueError(f"columns must include the offset_column {self.offset_column!r}")
-        try:
-            codecs.lookup(self.encoding)
-        except LookupError:
-            raise ValueError(f"encoding {self.encoding!r} is not a known charset") from None
+        _charset(self.encoding)
         return self
 
 

@@ -44,6 +44,20 @@ class HadoopFS:
         summary = self._fs(uri).getContentSummary(self._path(uri))
         return int(summary.getFileCount()), int(summary.getLength())
 
+    def list_names(self, uri: str) -> list[str]:
+        """The names in a directory, sorted; none when it does not exist."""
+        if not self.exists(uri):
+            return []
+        return sorted(str(s.getPath().getName()) for s in self._fs(uri).listStatus(self._path(uri)))
+
+    def read_text(self, uri: str) -> str:
+        """A small UTF-8 file's text."""
+        stream = self._fs(uri).open(self._path(uri))
+        try:
+            return str(self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+        finally:
+            stream.close()
+
     def write_text(self, uri: str, text: str) -> None:
         """Write a small file atomically: a temporary sibling renamed over the target."""
         tmp = uri + ".tmp"
