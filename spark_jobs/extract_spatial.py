@@ -106,9 +106,6 @@ def main() -> None:
     p = job.parser(__doc__.splitlines()[0])
     p.add_argument("--spec", required=True, help="the pipeline spec as JSON")
     p.add_argument("--landing-root", default=None, help="where relative file paths of the spec are read")
-    # The pipeline factory passes these to every extraction job; a full snapshot needs neither.
-    p.add_argument("--watermark-from", default=None)
-    p.add_argument("--first-load", choices=("true", "false"), default="false")
     job.run("extract_spatial", p, extract)
 
 

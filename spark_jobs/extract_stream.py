@@ -372,8 +372,6 @@ def main() -> None:
     p.add_argument("--trigger-interval", default="1 second", help="with --trigger continuous")
     p.add_argument("--run-seconds", type=float, default=0,
                    help="with --trigger continuous: stop after this long (0: until stopped)")  # fmt: skip
-    p.add_argument("--watermark-from", default=None, help="unused: the checkpoint keeps the offsets")
-    p.add_argument("--first-load", default=None, help="unused")
     job.run("extract_stream", p, extract_stream)
 
 

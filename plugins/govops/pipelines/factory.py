@@ -93,10 +93,15 @@ def stream_plan(spec: PipelineSpec, run_id: str, work_order_id: str) -> dict[str
 
 
 def stream_job_args() -> dict[str, str]:
-    """extract_stream's arguments from prepare's stream_plan (None as an empty argument)."""
+    """extract_stream's arguments: prepare's stream_plan (None as an empty argument) and the
+    trigger from the DAG param continuous_seconds."""
     args = {"metered-through": "metered_through", "meter-through": "meter_through", "stream-id": "stream_id"}
     pull = "ti.xcom_pull(task_ids='prepare')"
-    return {arg: f"{{{{ '' if {pull}['{key}'] is none else {pull}['{key}'] }}}}" for arg, key in args.items()}
+    return {
+        **{arg: f"{{{{ '' if {pull}['{key}'] is none else {pull}['{key}'] }}}}" for arg, key in args.items()},
+        "trigger": "{{ 'continuous' if params.continuous_seconds else 'available-now' }}",
+        "run-seconds": "{{ params.continuous_seconds }}",
+    }
 
 
 def collection_kind(conn: Any, spec: PipelineSpec, run_id: str) -> str:
@@ -295,17 +300,14 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
         def prepare_task(params: dict | None = None, run_id: str | None = None) -> dict:
             return prepare(spec, params["work_order_id"], run_id)
 
-        job_args: dict[str, Any] = {
-            "spec": spec_json,
-            "watermark-from": "{{ ti.xcom_pull(task_ids='prepare')['watermark_from'] or '' }}",
-            "first-load": "{{ 'true' if ti.xcom_pull(task_ids='prepare')['first_load'] else 'false' }}",
-        }
+        job_args: dict[str, Any] = {"spec": spec_json}
+        if job_for(spec) == "extract":  # streams keep offsets in their checkpoint; spatial loads are snapshots
+            job_args["watermark-from"] = "{{ ti.xcom_pull(task_ids='prepare')['watermark_from'] or '' }}"
+            job_args["first-load"] = "{{ 'true' if ti.xcom_pull(task_ids='prepare')['first_load'] else 'false' }}"
         if spec.service_item == "01":
             job_args["onboarding"] = "{{ ti.xcom_pull(task_ids='prepare')['onboarding'] }}"
         if isinstance(spec.source, StreamSource):
             job_args.update(stream_job_args())
-            job_args["trigger"] = "{{ 'continuous' if params.continuous_seconds else 'available-now' }}"
-            job_args["run-seconds"] = "{{ params.continuous_seconds }}"
         if jdbc_connection(spec) is None:
             job_args["landing-root"] = settings.landing_root()
         extract = SparkJobOperator(
