@@ -86,3 +86,14 @@ def test_jdbc_url_keeps_credentials_out() -> None:
         jdbc.from_database_url("postgresql://postgres@/frontdb?host=/tmp")
     with pytest.raises(ValueError, match="only PostgreSQL"):
         jdbc.from_database_url("mysql://a@b/c")
+
+
+def test_chromium_is_govops_chromium_or_on_path_and_nothing_is_installed_when_found(tmp_path: Path) -> None:
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert bootstrap.find_chromium({"PATH": str(tmp_path)}) == str(fake)
+    assert bootstrap.find_chromium({"PATH": str(tmp_path / "empty")}) is None
+    assert bootstrap.ensure_chromium({"GOVOPS_CHROMIUM": str(fake)}) == str(fake)  # no apt-get run
+    with pytest.raises(bootstrap.ChromiumError, match=r"GOVOPS_CHROMIUM=.*not an executable"):
+        bootstrap.find_chromium({"GOVOPS_CHROMIUM": str(tmp_path / "missing")})

@@ -47,7 +47,9 @@ def stream_id(lake_root: str, pipeline: str) -> str | None:
         return None
 
 
-def metering_plan(conn: Any, dag_id: str, run_id: str, stream: str | None, work_order_id: str) -> dict[str, Any]:
+def metering_plan(
+    conn: Any, dag_id: str, run_id: str, stream: str | None, work_order_id: str, service_item: str = "02"
+) -> dict[str, Any]:
     """Which batches the next extract meters, from the ledger.
 
     ``metered_through``: the highest batch already metered for this stream (-1: none).
@@ -63,9 +65,9 @@ def metering_plan(conn: Any, dag_id: str, run_id: str, stream: str | None, work_
             """SELECT run_id, work_order_id, (attributes->>'stream_batch_from')::bigint AS first,
                       (attributes->>'stream_batch_to')::bigint AS last
                  FROM govops.usage_event
-                WHERE dag_id = :dag AND service_item_code = '02' AND attributes->>'stream_id' = :stream"""
+                WHERE dag_id = :dag AND service_item_code = :item AND attributes->>'stream_id' = :stream"""
         ),
-        {"dag": dag_id, "stream": stream},
+        {"dag": dag_id, "stream": stream, "item": service_item},
     ).all()
     own = [r for r in rows if r.run_id == run_id]
     if own:

@@ -2,7 +2,9 @@
 
 ``python -m govops.runtime.bootstrap`` prints ``export`` lines for the shell to ``eval``.
 Anything already configured (a database URL, an Airflow connection, JAVA_HOME, a Spark
-connection) wins over the embedded default; this module only fills gaps.
+connection, GOVOPS_CHROMIUM) wins over the embedded default; this module only fills gaps.
+With ``--chromium`` (``./dev test``) it also makes sure a headless Chromium exists for the
+browser checks of the HTML reports, installing Debian's ``chromium`` package if needed.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -136,8 +140,92 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         generate(SampleConfig(), landing)
 
 
-def main() -> None:
+# Debian's Chromium for the browser checks of the HTML reports (tests/browser.py), and a
+# small CJK font so the Chinese in the screenshots shows as text, not as boxes. Not
+# Google's or Playwright's downloads: CI reaches Debian's mirrors, not their CDNs.
+CHROMIUM_PACKAGES = ("chromium", "fonts-wqy-microhei")
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+
+
+class ChromiumError(RuntimeError):
+    pass
+
+
+def _log(message: str) -> None:
+    print(f"[dev] {message}", file=sys.stderr, flush=True)
+
+
+def find_chromium(environ: dict[str, str]) -> str | None:
+    """GOVOPS_CHROMIUM if set (it must be an executable), else chromium on PATH, else None."""
+    configured = environ.get("GOVOPS_CHROMIUM")
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            raise ChromiumError(f"GOVOPS_CHROMIUM={configured} is not an executable Chromium")
+        return found
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name, path=environ.get("PATH"))
+        if found:
+            return found
+    return None
+
+
+def _apt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # Wait for a dpkg lock held by another apt instead of failing at once.
+    command = ["apt-get", "-o", "DPkg::Lock::Timeout=300", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def ensure_chromium(environ: dict[str, str]) -> str | None:
+    """The Chromium binary for the browser tests. When there is none and this is root on a
+    machine with apt-get, installs Debian's package (when the install fails, for missing
+    or stale package lists, it runs apt-get update and retries once); raises ChromiumError
+    when that fails too. Elsewhere
+    warns and returns None: the tests marked ``browser`` then fail and say why."""
+    found = find_chromium(environ)
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        _log("no Chromium for the browser tests (-m browser): install Debian's chromium package, "
+             "or set GOVOPS_CHROMIUM to a Chromium or Chrome binary")  # fmt: skip
+        return None
+    _log(f"installing Debian's {' '.join(CHROMIUM_PACKAGES)} for the browser checks of the HTML reports "
+         "(apt-get, once; under a minute)")  # fmt: skip
+    started = time.monotonic()
+    env = {**environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["install", "-y", "-qq", "--no-install-recommends", *CHROMIUM_PACKAGES]
+    result = _apt(install, env)
+    if result.returncode != 0:  # package lists missing or stale: refresh them once and retry
+        update = _apt(["update", "-qq"], env)
+        result = _apt(install, env) if update.returncode == 0 else update
+    found = find_chromium(environ) if result.returncode == 0 else None
+    if not found:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise ChromiumError(
+            f"could not install Debian's chromium (apt-get {' '.join(result.args[3:])} exited "
+            f"{result.returncode}):\n{tail}\nInstall it (apt-get install chromium) or set GOVOPS_CHROMIUM "
+            "to a Chromium or Chrome binary."
+        )
+    _log(f"Chromium: {found} (installed in {time.monotonic() - started:.0f} s)")
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m govops.runtime.bootstrap")
+    parser.add_argument("--chromium", action="store_true",
+                        help="also make sure a headless Chromium exists (./dev test): GOVOPS_CHROMIUM")  # fmt: skip
+    args = parser.parse_args(argv)
     env = compute_environment(dict(os.environ))
+    if args.chromium:
+        try:
+            chromium = ensure_chromium(dict(os.environ))
+        except ChromiumError as exc:
+            _log(str(exc))
+            sys.exit(1)
+        if chromium:
+            env["GOVOPS_CHROMIUM"] = chromium
     full_env = {**os.environ, **env}
     migrate_airflow_db(full_env)
     from govops.ledger.migrate import upgrade

@@ -253,9 +253,11 @@ def require_runnable(work_order_id: str, service_item_code: str, unit: str | Non
 
 
 def ensure_demo_work_order(
-    engine: Engine, work_order_id: str, service_item_code: str = "04", *, on: date, difficulty: Decimal = Decimal(1)
+    engine: Engine, work_order_id: str, service_item_code: str = "04", *, on: date, difficulty: Decimal = Decimal(1),
+    unit: str | None = None,
 ) -> None:
-    """An approved work order (and its service order) for the demo and the tests; idempotent."""
+    """An approved work order (and its service order) for the demo and the tests; idempotent.
+    ``unit``: for items metered in several units, which one (default: the item's first)."""
     from govops.settlement.catalog import load_catalog
 
     with engine.begin() as conn:
@@ -269,8 +271,8 @@ def ensure_demo_work_order(
         create_work_order(
             conn,
             WorkOrder(id=work_order_id, service_order_id=so_id, service_item_code=service_item_code, order_date=on,
-                      difficulty=difficulty,
-                      deliverables=[{"name": "入湖数据", "unit": SERVICE_ITEMS[service_item_code].units[0]}]),
+                      difficulty=difficulty, unit=unit,
+                      deliverables=[{"name": "入湖数据", "unit": unit or SERVICE_ITEMS[service_item_code].units[0]}]),
             load_catalog(),
         )  # fmt: skip
         set_service_order_state(conn, so_id, "approved")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+COMMIT_MARKER = "_GOVOPS_COMMIT.json"  # in every published dataset: who published it, when
+
 
 class HadoopFS:
     def __init__(self, spark: SparkSession) -> None:
@@ -96,7 +98,7 @@ class StagedOutput:
 
     def commit(self, marker: dict[str, Any]) -> None:
         """Publish staging as the target: a directory rename on the same filesystem."""
-        self.fs.write_text(f"{self.staging}/_GOVOPS_COMMIT.json", json.dumps(marker, indent=2))
+        self.fs.write_text(f"{self.staging}/{COMMIT_MARKER}", json.dumps(marker, indent=2))
         parent = self.target.rsplit("/", 1)[0]
         self.fs.mkdirs(parent)
         if self.fs.exists(self.target):

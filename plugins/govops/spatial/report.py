@@ -5,13 +5,12 @@ the field verification task list (外业核实清单) as XLSX/CSV with a map lin
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from govops import coords
+from govops.charts import png_data_uri
 from govops.spatial import boundaries, checks
 
 if TYPE_CHECKING:
@@ -24,15 +23,6 @@ REASONS_ZH = {
     "OUTSIDE_AREA": "不在辖区范围内", "WRONG_DISTRICT": "与地址所属区县不符", "FAR_FROM_ADDRESS": "偏离标准地址",
     "DUPLICATE": "重复坐标", "NEAR_DUPLICATE": "近似重复坐标",
 }  # fmt: skip
-
-
-def _png(figure: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def map_image(records: pd.DataFrame, area: boundaries.Boundaries) -> str:
@@ -60,7 +50,7 @@ def map_image(records: pd.DataFrame, area: boundaries.Boundaries) -> str:
     ax.set_xlabel("longitude (WGS-84)")
     ax.set_ylabel("latitude")
     ax.legend(loc="lower left")
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def distance_histogram(records: pd.DataFrame) -> str:
@@ -77,7 +67,7 @@ def distance_histogram(records: pd.DataFrame) -> str:
     ax.set_xlabel("distance to the standard address's reference point, m (clipped at 1000)")
     ax.set_ylabel("records")
     ax.set_yscale("log")
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def render(manifest: dict[str, Any], records: pd.DataFrame, area: boundaries.Boundaries) -> str:

@@ -1,0 +1,131 @@
+"""
+### 归集端 / 应用端质量检查 · Data quality checks (catalog items 07 and 08)
+
+Runs a Great Expectations suite of `include/quality_suites/` over its lake dataset:
+ingestion-side suites (归集端, item 07: basic, generic rules) or application-side suites
+(应用端, item 08: business, cross-table and balance rules on fused data). Every rule is
+tagged with its quality dimension and severity.
+
+* **Spark job**: `spark_jobs/check_quality.py`: the whole suite in a couple of passes
+  (`govops.quality.engine`), with the failing rows. **Metered**: batch mode one table
+  (张) per run, stream mode (only what arrived since the last run) per record (万条),
+  against the `work_order_id` param.
+* **Outputs**: the check log (`govops.quality_check_run` / `quality_check_result`), the
+  anomaly list (异常数据清单) `<lake>/anomalies/quality/<suite>/…` with CSV / XLSX
+  exports, the quality report and the GX data docs under `<lake>/reports/quality/`
+  (the `publish` task's XCom and log give both links).
+* **Gate**: the score and the suite's thresholds decide pass / warn / fail; an ingestion
+  suite that fails stops here, so the batch is not promoted to the `clean` zone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param, task
+
+from govops.dag_policy import default_args, service_tags
+from govops.operators import SparkJobOperator
+
+with DAG(
+    dag_id="quality_check",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=[*service_tags("07"), "item:08"],
+    default_args=default_args(),
+    params={
+        "suite": Param("public_security_persons.ingestion", type="string", pattern=r"^[A-Za-z0-9_.-]+$",
+                       description="the suite: a file name under include/quality_suites/, without .json"),
+        "work_order_id": Param("WO-DEMO-QUALITY", type="string", description="工单 to meter against"),
+        "mode": Param("batch", type="string", enum=["batch", "stream"],
+                      description="batch: the whole dataset, per table; stream: what arrived since the last run, "
+                                  "per record"),
+        "anomaly_list": Param(True, type="boolean", description="write the failing rows (off: counts only)"),
+    },
+):
+
+    @task
+    def prepare(params: dict | None = None, dag_run=None) -> dict:
+        """Check the suite file and the work order; in stream mode, which batches to meter."""
+        from sqlalchemy import create_engine
+
+        from govops import settings
+        from govops.pipelines import stream
+        from govops.quality import promotion, suites
+        from govops.settlement.workorders import require_runnable
+
+        suite = suites.load(params["suite"], settings.lake_root())  # a malformed suite stops here, named
+        unit = "table" if params["mode"] == "batch" else "record"
+        require_runnable(params["work_order_id"], suite.service_item, unit)
+        plan = {"metered_through": "", "meter_through": ""}
+        if params["mode"] == "stream":
+            engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+            try:
+                with engine.connect() as conn:
+                    found = stream.metering_plan(
+                        conn, dag_run.dag_id, dag_run.run_id, stream.stream_id(settings.lake_root(),
+                        f"quality/{suite.name}"), params["work_order_id"], service_item=suite.service_item)  # fmt: skip
+            finally:
+                engine.dispose()
+            plan = {k: "" if found[k] is None else str(found[k]) for k in plan}
+        return {"suite": str(suite.path), "side": suite.side, "dataset": suite.dataset,
+                "version": promotion.version(settings.lake_root(), suite.dataset), **plan}  # fmt: skip
+
+    prepared = prepare()
+    check = SparkJobOperator(
+        task_id="check",
+        job="check_quality",
+        job_args={
+            "suite": "{{ ti.xcom_pull(task_ids='prepare')['suite'] }}",
+            "mode": "{{ params.mode }}",
+            "anomaly-list": "{{ 'on' if params.anomaly_list else 'off' }}",
+            "metered-through": "{{ ti.xcom_pull(task_ids='prepare')['metered_through'] }}",
+            "meter-through": "{{ ti.xcom_pull(task_ids='prepare')['meter_through'] }}",
+        },
+        work_order_id="{{ params.work_order_id }}",
+    )
+
+    @task
+    def publish(manifest: dict, prepared: dict) -> dict:
+        """Score, GX validation result and data docs, report, anomaly exports, check log."""
+        from sqlalchemy import create_engine
+
+        from govops import settings
+        from govops.quality.publish import publish as publish_run
+
+        engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+        try:
+            summary = publish_run(engine, manifest, prepared["suite"], settings.lake_root())
+        finally:
+            engine.dispose()
+        print(f"quality report: {summary['report']}\ndata docs: {summary['data_docs']}")
+        return summary
+
+    @task
+    def gate(summary: dict) -> dict:
+        """A failing check stops here: its batch goes no further."""
+        from airflow.exceptions import AirflowFailException
+
+        if summary["status"] == "fail":
+            raise AirflowFailException(
+                f"{summary['suite']}: quality check failed (score {summary['score']}, failed rules "
+                f"{summary['failed_rules']}); see {summary['report']}"
+            )
+        return summary
+
+    @task
+    def promote(summary: dict, prepared: dict, params: dict | None = None) -> dict:
+        """An ingestion batch that passed (or only warned) moves to the clean zone."""
+        from govops import settings
+        from govops.quality import promotion
+
+        if prepared["side"] != "ingestion" or params["mode"] != "batch":
+            return {"promoted": None, "why": "only batch checks of ingestion suites promote"}
+        return promotion.promote(settings.lake_root(), prepared["dataset"], prepared["version"])
+
+    summary = publish(check.output, prepared)
+    prepared >> check
+    promote(gate(summary), prepared)

@@ -1,0 +1,369 @@
+"""Evaluate a whole suite on a Spark DataFrame in a couple of passes, with GX's semantics.
+
+Plain GX computes metrics expectation by expectation (one or more Spark jobs each) and
+returns at most 20 sample values per rule. Here a suite is compiled into Spark Columns:
+
+* row rules (every column map and column pair map expectation this module knows, the
+  rule library included): an "unexpected" flag and a "considered" flag per rule (GX's
+  missing values are not considered), counted by ``count_if`` in one aggregation;
+* table and column aggregates (row count, min, max, mean, sum, non-null proportion) in
+  that same aggregation; schema rules from the schema, with no pass at all;
+* uniqueness: one ``groupBy`` per unique column, the only other pass;
+* ``unexpected_rows_expectation`` (Spark SQL over ``{batch}``, for cross-table rules such as
+  referential integrity and balances): its query, as GX would run it.
+
+Counts only (``anomalies=None``) is the aggregation plus the group-bys. With an anomaly
+list, the flags are computed once in the pass that writes the failing rows (one row per
+record and rule), and the counts are observed on that same pass.
+
+Anything else (an expectation type this module does not compile, or one with a
+``row_condition``) is run by GX's own Spark engine on the same DataFrame, and
+:attr:`Outcome.by_gx` lists them, so the price of each fallback is visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from govops.quality import rules as library
+from govops.quality.suites import Rule, Suite
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+ANOMALY_COLUMNS = ("rule", "dimension", "severity", "column", "value", "reason", "record")
+# Column map expectations whose condition is a function of the column and the kwargs.
+COLUMN_RULES = {
+    "expect_column_values_to_be_valid_resident_id": lambda c, k: library.resident_id(c),
+    "expect_column_values_to_be_valid_uscc": lambda c, k: library.uscc(c),
+    "expect_column_values_to_be_valid_mobile": lambda c, k: library.mobile(c),
+    "expect_column_values_to_be_valid_landline": lambda c, k: library.landline(c),
+    "expect_column_values_to_not_be_in_future": lambda c, k: library.not_in_future(c, k.get("date_format")),
+    "expect_column_values_to_be_in_set": lambda c, k: c.isin(*k["value_set"]),
+    "expect_column_values_to_not_be_in_set": lambda c, k: ~c.isin(*k["value_set"]),
+    "expect_column_values_to_match_regex": lambda c, k: c.rlike(k["regex"]),
+    "expect_column_values_to_not_match_regex": lambda c, k: ~c.rlike(k["regex"]),
+    "expect_column_values_to_be_between": lambda c, k: _between(c, k),
+    "expect_column_value_lengths_to_be_between": lambda c, k: _between(_length(c), k),
+    "expect_column_value_lengths_to_equal": lambda c, k: _length(c) == k["value"],
+}
+PAIR_RULES = {
+    "expect_column_pair_values_to_be_coordinates_in_range": lambda a, b, k: library.coordinates_in_range(
+        a, b, k.get("bounds")),
+    "expect_column_pair_values_birth_date_to_match_resident_id": lambda a, b, k: library.birth_date_matches_id(a, b),
+    "expect_column_pair_values_to_be_equal": lambda a, b, k: a.eqNullSafe(b),
+    "expect_column_pair_values_a_to_be_greater_than_b": lambda a, b, k: (a >= b) if k.get("or_equal") else (a > b),
+}  # fmt: skip
+PAIR_IGNORE_DEFAULT = {
+    "expect_column_pair_values_birth_date_to_match_resident_id": "either_value_is_missing",
+}
+AGGREGATES = {  # type -> the aggregate whose value must lie between min_value and max_value
+    "expect_column_min_to_be_between": "min",
+    "expect_column_max_to_be_between": "max",
+    "expect_column_mean_to_be_between": "avg",
+    "expect_column_sum_to_be_between": "sum",
+    "expect_column_proportion_of_non_null_values_to_be_between": "non_null_proportion",
+    "expect_table_row_count_to_be_between": "count",
+    "expect_table_row_count_to_equal": "count",
+}
+SCHEMA_RULES = ("expect_column_to_exist", "expect_table_columns_to_match_set")
+UNIQUE_RULES = ("expect_column_values_to_be_unique",)
+QUERY_RULES = ("unexpected_rows_expectation",)
+
+
+def _length(c: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.length(c)
+
+
+def _between(c: Column, k: dict[str, Any]) -> Column:
+    from pyspark.sql import functions as F
+
+    cond = F.lit(True)
+    low, high = k.get("min_value"), k.get("max_value")
+    if low is not None:
+        cond = cond & ((c > low) if k.get("strict_min") else (c >= low))
+    if high is not None:
+        cond = cond & ((c < high) if k.get("strict_max") else (c <= high))
+    return cond
+
+
+@dataclass
+class RuleResult:
+    """One rule's figures, in GX's terms."""
+
+    rule: Rule
+    success: bool
+    element_count: int = 0
+    missing_count: int = 0
+    unexpected_count: int = 0
+    observed_value: Any = None
+    partial_unexpected_list: list[Any] = field(default_factory=list)
+    evaluated_by: str = "single-pass"  # single-pass / group-by / schema / query / great_expectations
+    exception: str | None = None
+
+    @property
+    def considered(self) -> int:
+        return self.element_count - self.missing_count
+
+    @property
+    def unexpected_percent(self) -> float | None:
+        return 100.0 * self.unexpected_count / self.considered if self.considered else None
+
+    @property
+    def is_row_rule(self) -> bool:
+        return self.observed_value is None and self.evaluated_by != "schema"
+
+
+@dataclass
+class Outcome:
+    rows: int
+    results: list[RuleResult]
+    anomaly_rows: int | None = None  # rows failing at least one row rule (with an anomaly list)
+    anomalies_written: int | None = None  # anomaly list rows: one per (record, rule)
+    by_gx: list[str] = field(default_factory=list)
+    passes: int = 0
+
+
+def _compiled(rule: Rule, code_tables: Path) -> tuple[Column, Column, Column] | None:
+    """(considered, unexpected, value) of a row rule, or None when it is not a row rule."""
+    from pyspark.sql import functions as F
+
+    k = rule.kwargs
+    if k.get("row_condition"):
+        return None
+    if rule.type in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null"):
+        c = F.col(k["column"])
+        unexpected = c.isNull() if rule.type.endswith("not_be_null") else c.isNotNull()
+        return F.lit(True), unexpected, c.cast("string")
+    if rule.type in COLUMN_RULES or rule.type == "expect_column_values_to_be_in_code_table":
+        c = F.col(k["column"])
+        if rule.type in COLUMN_RULES:
+            expected = COLUMN_RULES[rule.type](c, k)
+        else:  # code tables sit beside the suite file, wherever the job runs
+            expected = library.in_code_table(c, k["code_table"], k.get("values", "codes"), code_tables)
+        return c.isNotNull(), F.coalesce(~expected, F.lit(False)) & c.isNotNull(), c.cast("string")
+    if rule.type in PAIR_RULES:
+        a, b = F.col(k["column_A"]), F.col(k["column_B"])
+        ignore = k.get("ignore_row_if", PAIR_IGNORE_DEFAULT.get(rule.type, "both_values_are_missing"))
+        considered = {
+            "both_values_are_missing": ~(a.isNull() & b.isNull()),
+            "either_value_is_missing": a.isNotNull() & b.isNotNull(),
+            "neither": F.lit(True),
+        }[ignore]
+        unexpected = considered & F.coalesce(~PAIR_RULES[rule.type](a, b, k), F.lit(False))
+        return considered, unexpected, F.concat_ws(",", a.cast("string"), b.cast("string"))
+    return None
+
+
+def _aggregate(rule: Rule) -> Column | None:
+    from pyspark.sql import functions as F
+
+    kind = AGGREGATES.get(rule.type)
+    if kind is None or rule.kwargs.get("row_condition"):
+        return None
+    if kind == "count":
+        return F.count(F.lit(1))
+    c = F.col(rule.kwargs["column"])
+    if kind == "non_null_proportion":
+        return F.count(c) / F.count(F.lit(1))
+    return {"min": F.min, "max": F.max, "avg": F.avg, "sum": F.sum}[kind](c)
+
+
+def _in_range(value: Any, k: dict[str, Any]) -> bool:
+    if value is None:
+        return False
+    if "value" in k:  # *_to_equal
+        return value == k["value"]
+    low, high = k.get("min_value"), k.get("max_value")
+    if low is not None and (value <= low if k.get("strict_min") else value < low):
+        return False
+    return not (high is not None and (value >= high if k.get("strict_max") else value > high))
+
+
+def _mostly(considered: int, unexpected: int, mostly: float | None) -> bool:
+    if considered == 0:
+        return True
+    return (considered - unexpected) / considered >= (1.0 if mostly is None else mostly)
+
+
+def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, record_columns: list[str] | None = None,
+             spark_gx_fallback: bool = True) -> Outcome:  # fmt: skip
+    """Evaluate ``suite`` on ``df``; with ``anomalies`` (a Parquet URI), also write the
+    anomaly list there: one row per failing (record, rule), with the record as JSON of
+    ``record_columns`` (default: the suite's key, or every column)."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    columns = df.columns
+    results: dict[str, RuleResult] = {}
+    row_rules: list[tuple[Rule, Column, Column, Column]] = []
+    aggregates: list[tuple[Rule, Column]] = []
+    unique: list[Rule] = []
+    queries: list[Rule] = []
+    fallback: list[Rule] = []
+    for rule in suite.rules:
+        missing = [c for c in rule.columns if c not in columns]
+        if missing and rule.type != "expect_column_to_exist":
+            results[rule.name] = RuleResult(rule, False, evaluated_by="schema",
+                                            exception=f"no column(s) {', '.join(missing)} in the data")  # fmt: skip
+        elif rule.type in SCHEMA_RULES:
+            results[rule.name] = _schema(rule, columns)
+        elif (compiled := _compiled(rule, suite.path.parent / "code_tables")) is not None:
+            row_rules.append((rule, *compiled))
+        elif (agg := _aggregate(rule)) is not None:
+            aggregates.append((rule, agg))
+        elif rule.type in UNIQUE_RULES and not rule.kwargs.get("row_condition"):
+            unique.append(rule)
+        elif rule.type in QUERY_RULES:
+            queries.append(rule)
+        else:
+            fallback.append(rule)
+
+    measures = [F.count(F.lit(1)).alias("__rows")]
+    for i, (_, considered, unexpected, _) in enumerate(row_rules):
+        measures += [F.count_if(considered).alias(f"__c{i}"), F.count_if(unexpected).alias(f"__u{i}")]
+    measures += [agg.alias(f"__a{i}") for i, (_, agg) in enumerate(aggregates)]
+
+    passes = 0
+    duplicates: dict[str, tuple[DataFrame, int, int]] = {}
+    for i, rule in enumerate(unique):  # the group-by pass(es): duplicated values and the rows holding them
+        c = rule.kwargs["column"]
+        counted = df.where(F.col(c).isNotNull()).groupBy(c).agg(F.count(F.lit(1)).alias("__n"))
+        dup = counted.where(F.col("__n") > 1)
+        if anomalies is None:
+            figures = counted.agg(F.sum("__n").alias("considered"),
+                                  F.sum(F.when(F.col("__n") > 1, F.col("__n"))).alias("unexpected")).first()
+            duplicates[rule.name] = (dup, int(figures["considered"] or 0), int(figures["unexpected"] or 0))
+        else:
+            dup = dup.select(F.col(c).alias(f"__dupkey{i}"), F.lit(True).alias(f"__dup{i}")).cache()
+            duplicates[rule.name] = (dup, -1, -1)
+        passes += 1
+
+    outcome = Outcome(rows=0, results=[])
+    if anomalies is None:
+        figures = df.agg(*measures).first().asDict()
+        passes += 1
+    else:
+        flagged = df
+        for i, rule in enumerate(unique):
+            dup = duplicates[rule.name][0]
+            flagged = flagged.join(F.broadcast(dup), F.col(rule.kwargs["column"]) == F.col(f"__dupkey{i}"), "left")
+            considered = F.col(rule.kwargs["column"]).isNotNull()
+            unexpected = F.col(f"__dup{i}").isNotNull()
+            row_rules.append((rule, considered, unexpected, F.col(rule.kwargs["column"]).cast("string")))
+            measures += [F.count_if(considered).alias(f"__c{len(row_rules) - 1}"),
+                         F.count_if(unexpected).alias(f"__u{len(row_rules) - 1}")]  # fmt: skip
+        keep = record_columns or suite.key or columns
+        record = F.to_json(F.struct(*[F.col(c) for c in keep]))
+        failures = F.filter(F.array(*[
+            F.when(unexpected, F.struct(F.lit(rule.name).alias("rule"), F.lit(rule.dimension).alias("dimension"),
+                                        F.lit(rule.severity).alias("severity"),
+                                        F.lit(",".join(rule.columns)).alias("column"), value.alias("value"),
+                                        F.lit(_reason(rule)).alias("reason")))
+            for rule, _, unexpected, value in row_rules]), lambda x: x.isNotNull())  # fmt: skip
+        observed = Observation("quality")
+        measures.append(F.count_if(F.size(failures) > 0).alias("__anomaly_rows"))
+        rows = (flagged.observe(observed, *measures)
+                .select(failures.alias("__failures"), record.alias("record"))
+                .where(F.size("__failures") > 0)
+                .select(F.explode("__failures").alias("f"), "record")
+                .select(*[f"f.{c}" for c in ANOMALY_COLUMNS if c != "record"], "record"))  # fmt: skip
+        rows.write.mode("overwrite").parquet(anomalies)
+        passes += 1
+        figures = observed.get
+        outcome.anomaly_rows = int(figures["__anomaly_rows"])
+        outcome.anomalies_written = int(sum(figures[f"__u{i}"] for i in range(len(row_rules))))
+        for dup, _, _ in duplicates.values():
+            dup.unpersist()
+
+    total = int(figures["__rows"])
+    outcome.rows = total
+    for i, (rule, _, _, _) in enumerate(row_rules):
+        considered, unexpected = int(figures[f"__c{i}"]), int(figures[f"__u{i}"])
+        results[rule.name] = RuleResult(
+            rule, _mostly(considered, unexpected, rule.kwargs.get("mostly")), element_count=total,
+            missing_count=total - considered, unexpected_count=unexpected,
+            evaluated_by="group-by" if rule in unique else "single-pass")  # fmt: skip
+    for rule in unique:
+        if anomalies is None:
+            _, considered, unexpected = duplicates[rule.name]
+            results[rule.name] = RuleResult(
+                rule, _mostly(considered, unexpected, rule.kwargs.get("mostly")), element_count=total,
+                missing_count=total - considered, unexpected_count=unexpected, evaluated_by="group-by")  # fmt: skip
+    for i, (rule, _) in enumerate(aggregates):
+        value = figures[f"__a{i}"]
+        value = float(value) if value is not None and not isinstance(value, int) else value
+        results[rule.name] = RuleResult(rule, _in_range(value, rule.kwargs), element_count=total,
+                                        observed_value=value)  # fmt: skip
+    for rule in queries:
+        results[rule.name] = _query(df, rule, total)
+        passes += 1
+    if fallback:
+        if not spark_gx_fallback:
+            raise ValueError(f"{suite.path}: rules {[r.name for r in fallback]} need the GX engine")
+        results.update(_with_gx(df, suite, fallback, total))
+        outcome.by_gx = [r.name for r in fallback]
+    outcome.results = [results[r.name] for r in suite.rules]
+    outcome.passes = passes
+    return outcome
+
+
+def _reason(rule: Rule) -> str:
+    """The anomaly list's reason: what the rule expects, in words."""
+    k = {key: v for key, v in rule.kwargs.items() if key not in ("column", "column_A", "column_B", "mostly")}
+    words = rule.type.removeprefix("expect_").replace("_", " ")
+    return f"{words} {k}" if k else words
+
+
+def _schema(rule: Rule, columns: list[str]) -> RuleResult:
+    k = rule.kwargs
+    if rule.type == "expect_column_to_exist":
+        return RuleResult(rule, k["column"] in columns, observed_value=k["column"] in columns, evaluated_by="schema")
+    wanted = set(k["column_set"])
+    ok = wanted == set(columns) if k.get("exact_match", True) else wanted <= set(columns)
+    return RuleResult(rule, ok, observed_value=sorted(columns), evaluated_by="schema")
+
+
+def _query(df: DataFrame, rule: Rule, total: int) -> RuleResult:
+    """An unexpected_rows_expectation: its Spark SQL with {batch} as a view of the data."""
+    import uuid
+
+    view = f"govops_batch_{uuid.uuid4().hex[:8]}"
+    df.createOrReplaceTempView(view)
+    try:
+        unexpected = df.sparkSession.sql(rule.kwargs["unexpected_rows_query"].replace("{batch}", view)).count()
+    finally:
+        df.sparkSession.catalog.dropTempView(view)
+    return RuleResult(rule, unexpected == 0, element_count=total, unexpected_count=unexpected,
+                      observed_value=unexpected, evaluated_by="query")  # fmt: skip
+
+
+def _with_gx(df: DataFrame, suite: Suite, fallback: list[Rule], total: int) -> dict[str, RuleResult]:
+    """The rules this module does not compile, by GX's Spark engine on the same DataFrame."""
+    import great_expectations as gx
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    import govops.quality.expectations  # noqa: F401
+
+    context = gx.get_context(mode="ephemeral")
+    batch = (context.data_sources.add_spark("govops").add_dataframe_asset("data")
+             .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df}))  # fmt: skip
+    found: dict[str, RuleResult] = {}
+    by_type = {r.name: r for r in fallback}
+    documents = {r.name: d for r, d in zip(suite.rules, suite.document["expectations"], strict=True)}
+    for name, rule in by_type.items():
+        doc = documents[name]
+        expectation = get_expectation_impl(rule.type)(**doc["kwargs"])
+        result = batch.validate(expectation)
+        r = result.result or {}
+        error = (result.exception_info or {}).get("exception_message") if result.exception_info else None
+        found[name] = RuleResult(
+            rule, bool(result.success), element_count=int(r.get("element_count", total) or 0),
+            missing_count=int(r.get("missing_count", 0) or 0), unexpected_count=int(r.get("unexpected_count", 0) or 0),
+            observed_value=r.get("observed_value"), partial_unexpected_list=list(r.get("partial_unexpected_list", [])),
+            evaluated_by="great_expectations", exception=error)  # fmt: skip
+    return found
