@@ -70,7 +70,9 @@ def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: st
     assert {rule: n for rule, n in logged.items() if n} == expected
     assert len(logged) == 14
     [(checked, status, anomaly_rows, report_uri, docs_uri)] = rows(
-        ledger_url, "SELECT rows_checked, status, anomaly_rows, report_uri, data_docs_uri FROM govops.quality_check_run")
+        ledger_url,
+        "SELECT rows_checked, status, anomaly_rows, report_uri, data_docs_uri FROM govops.quality_check_run",
+    )
     assert checked == len(frames.persons) and status == "fail"
     usage = "SELECT service_item_code, unit, quantity, records FROM govops.usage_event WHERE dag_id = 'quality_check'"
     assert rows(ledger_url, usage) == [("07", "table", 1, len(frames.persons))]

@@ -300,7 +300,9 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
         results[rule.name] = RuleResult(rule, _in_range(value, rule.kwargs), element_count=total,
                                         observed_value=value)  # fmt: skip
     for rule in queries:
-        results[rule.name] = _query(df, rule, total)
+        results[rule.name] = _query(df, rule, total, anomalies)
+        if anomalies is not None:
+            outcome.anomalies_written = (outcome.anomalies_written or 0) + results[rule.name].unexpected_count
         passes += 1
     if fallback:
         if not spark_gx_fallback:
@@ -313,7 +315,11 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
 
 
 def _reason(rule: Rule) -> str:
-    """The anomaly list's reason: what the rule expects, in words."""
+    """The anomaly list's reason: the rule's description, or what it expects in words."""
+    if rule.description:
+        return rule.description
+    if rule.type in QUERY_RULES:
+        return "returned by the rule's query of unexpected rows"
     k = {key: v for key, v in rule.kwargs.items() if key not in ("column", "column_A", "column_B", "mostly")}
     words = rule.type.removeprefix("expect_").replace("_", " ")
     return f"{words} {k}" if k else words
@@ -328,14 +334,29 @@ def _schema(rule: Rule, columns: list[str]) -> RuleResult:
     return RuleResult(rule, ok, observed_value=sorted(columns), evaluated_by="schema")
 
 
-def _query(df: DataFrame, rule: Rule, total: int) -> RuleResult:
-    """An unexpected_rows_expectation: its Spark SQL with {batch} as a view of the data."""
+def _query(df: DataFrame, rule: Rule, total: int, anomalies: str | None) -> RuleResult:
+    """An unexpected_rows_expectation: its Spark SQL with {batch} as a view of the data. With
+    an anomaly list, the query's rows join it (appended, counted on the pass that writes)."""
     import uuid
+
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
 
     view = f"govops_batch_{uuid.uuid4().hex[:8]}"
     df.createOrReplaceTempView(view)
     try:
-        unexpected = df.sparkSession.sql(rule.kwargs["unexpected_rows_query"].replace("{batch}", view)).count()
+        found = df.sparkSession.sql(rule.kwargs["unexpected_rows_query"].replace("{batch}", view))
+        if anomalies is None:
+            unexpected = found.count()
+        else:
+            counted = Observation(f"query_{view}")
+            fields = {"rule": rule.name, "dimension": rule.dimension, "severity": rule.severity,
+                      "column": ",".join(rule.columns), "value": None, "reason": _reason(rule)}  # fmt: skip
+            (found.observe(counted, F.count(F.lit(1)).alias("rows"))
+             .select(*[F.lit(v).cast("string").alias(k) for k, v in fields.items()],
+                     F.to_json(F.struct(*[F.col(f"`{c}`") for c in found.columns])).alias("record"))
+             .write.mode("append").parquet(anomalies))  # fmt: skip
+            unexpected = int(counted.get["rows"])
     finally:
         df.sparkSession.catalog.dropTempView(view)
     return RuleResult(rule, unexpected == 0, element_count=total, unexpected_count=unexpected,

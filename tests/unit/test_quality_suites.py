@@ -1,0 +1,133 @@
+"""Suite files: the bundled ones load; malformed ones are refused with the file and the field
+at fault; the score and status a run's figures give."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from govops.quality import results, rules, suites
+
+GOOD = {
+    "name": "t.ingestion",
+    "meta": {"govops": {"dataset": "raw/t", "side": "ingestion", "thresholds": {"pass": 99, "warn": 90}}},
+    "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"},
+         "meta": {"dimension": "completeness"}, "severity": "critical"},
+        {"type": "expect_column_values_to_be_valid_mobile", "kwargs": {"column": "phone"},
+         "meta": {"dimension": "conformity"}, "severity": "warning"},
+    ],
+}  # fmt: skip
+
+
+def _write(tmp_path: Path, document: object) -> Path:
+    path = tmp_path / "t.ingestion.json"
+    path.write_text(document if isinstance(document, str) else json.dumps(document), encoding="utf-8")
+    return path
+
+
+def _broken(**changes: object) -> dict:
+    document = json.loads(json.dumps(GOOD))
+    for where, value in changes.items():
+        target = document
+        *parents, last = where.split("__")
+        for p in parents:
+            target = target[int(p)] if isinstance(target, list) else target[p]
+        if value is None:
+            del target[int(last) if isinstance(target, list) else last]
+        else:
+            target[int(last) if isinstance(target, list) else last] = value
+    return document
+
+
+@pytest.mark.parametrize("name", suites.available())
+def test_bundled_suites_load(name: str) -> None:
+    suite = suites.load(name, "file:///lake")
+    assert suite.rules and suite.side in suites.SIDES and "${lake}" not in json.dumps(suite.document)
+
+
+def test_a_good_suite_and_its_rules(tmp_path: Path) -> None:
+    suite = suites.load(_write(tmp_path, GOOD))
+    assert suite.service_item == "07" and suite.thresholds == {"pass": 99.0, "warn": 90.0}
+    assert [(r.name, r.dimension, r.severity) for r in suite.rules] == [
+        ("expect_column_values_to_not_be_null(id)", "completeness", "fail"),
+        ("expect_column_values_to_be_valid_mobile(phone)", "conformity", "warn"),
+    ]
+    assert suite.gx_suite().name == "t.ingestion" and len(suite.gx_suite().expectations) == 2
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ('{"name": "t",\n  "expectations": [}', "line 2 column 20: not valid JSON"),
+        (_broken(meta=None), "meta.govops: missing"),
+        (_broken(meta__govops__side="both"), "meta.govops.side: 'both' is not one of ingestion, application"),
+        (_broken(meta__govops__dataset="persons"), "meta.govops.dataset: 'persons' is not a lake dataset"),
+        (_broken(meta__govops__thresholds={"pass": 80, "warn": 90}), "need 0 <= warn (90.0) <= pass (80.0)"),
+        (_broken(expectations=[]), "expectations: must be a non-empty list"),
+        (_broken(expectations__1__meta__dimension="beauty"), "expectations[1].meta.dimension: 'beauty' is not one"),
+        (_broken(expectations__0__severity="fatal"), "expectations[0].severity: 'fatal' is not one of critical"),
+        (_broken(expectations__1__type="expect_column_values_to_be_pretty"),
+         "expectations[1].type: 'expect_column_values_to_be_pretty' is not a Great Expectations expectation type"),
+        (_broken(expectations__0__kwargs={"colum": "id"}),
+         "expectations[0].kwargs: expect_column_values_to_not_be_null"),
+        (_broken(expectations__1__kwargs={"column": "id"}),
+         "expectations[1].meta.rule: 'expect_column_values_to_not_be_null(id)' names two rules"),
+    ],
+)  # fmt: skip
+def test_malformed_suites_are_refused_with_the_field_at_fault(tmp_path: Path, document: object, message: str) -> None:
+    if "names two rules" in message:  # the same rule twice: make the second a duplicate of the first
+        document = _broken(expectations__1=GOOD["expectations"][0])
+    path = _write(tmp_path, document)
+    with pytest.raises(suites.SuiteError) as caught:
+        suites.load(path)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+
+
+def test_a_missing_suite_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(suites.SuiteError, match="cannot read the suite"):
+        suites.load(tmp_path / "nope.json")
+
+
+def test_code_tables() -> None:
+    assert rules.code_table("gender") == ("0", "1", "2", "9")
+    assert "男" in rules.code_table("gender", "meanings")
+    with pytest.raises(ValueError, match=r"code table 'nation': no file .* known tables: gender"):
+        rules.code_table("nation")
+
+
+def test_rule_library_in_pandas() -> None:
+    ids = pd.Series(["11010519491231002X", "110105194912310021", "110105194913310029", "990105194912310028"])
+    assert rules.resident_id_pandas(ids).tolist() == [True, False, False, False]
+    assert rules.uscc_pandas(pd.Series(["91350100M000100Y43", "91350100M000100Y44"])).tolist() == [True, False]
+    assert rules.mobile_pandas(pd.Series(["13812345678", "1381234567", "23812345678"])).tolist() == [True, False, False]
+    assert rules.landline_pandas(pd.Series(["021-69212345", "69212345", "021-6921"])).tolist() == [True, True, False]
+    assert rules.not_in_future_pandas(pd.Series(["2020-01-01", "2999-01-01", "soon"])).tolist() == [True, False, False]
+    lon, lat = pd.Series([121.1, 200.0, None]), pd.Series([31.1, 31.1, 31.0])
+    assert rules.coordinates_in_range_pandas(lon, lat).tolist() == [True, False, False]
+    births = pd.Series(["1949-12-31", "1950-01-01", None])
+    assert rules.birth_date_matches_id_pandas(births, ids.iloc[:3]).tolist() == [True, False, True]
+
+
+def _figure(rule: str, dimension: str, severity: str, unexpected: int, considered: int = 100) -> dict:
+    return {"rule": rule, "dimension": dimension, "severity": severity, "success": unexpected == 0,
+            "element_count": considered, "missing_count": 0, "unexpected_count": unexpected,
+            "observed_value": None, "evaluated_by": "single-pass"}  # fmt: skip
+
+
+def test_score_and_status(tmp_path: Path) -> None:
+    suite = suites.load(_write(tmp_path, GOOD))
+    clean = [_figure("a", "completeness", "fail", 0), _figure("b", "conformity", "warn", 0)]
+    assert results.score(suite, clean) == results.Score(100.0, {"conformity": 100.0, "completeness": 100.0},
+                                                        "pass", [], [])  # fmt: skip
+    warned = results.score(suite, [_figure("a", "completeness", "fail", 0), _figure("b", "conformity", "warn", 2)])
+    assert (warned.score, warned.status, warned.warned_rules) == (99.0, "warn", ["b"])
+    # A severity-fail rule not met fails the run, whatever the score.
+    failed = results.score(suite, [_figure("a", "completeness", "fail", 1), _figure("b", "conformity", "warn", 0)])
+    assert (failed.score, failed.status, failed.failed_rules) == (99.5, "fail", ["a"])
+    # Under the warn threshold fails too.
+    low = results.score(suite, [_figure("a", "completeness", "warn", 30), _figure("b", "conformity", "warn", 0)])
+    assert (low.score, low.status) == (85.0, "fail")
