@@ -13,8 +13,14 @@ schema (信息项: every column named, typed and described, no duplicates). The 
   run no longer finds it; a later run that still finds a fixed issue reopens it.
 * **Issue lists sent back**: one XLSX and CSV per department, `summary.json` and
   `report.html` under `<lake>/reports/catalog_quality/<run>/`.
-* **Metered**: item 11, one `catalog_entry` per entry checked, once per run, against the
-  `work_order_id` param. Entries checked = clean + with issues.
+* **Metered**: item 11, one `catalog_entry` per **new** entry checked (新增数据资源目录个数),
+  once per run, against the `work_order_id` param: an entry (a `govops.data_catalog` id)
+  is new unless an earlier metered run billed it (the billed ids are kept in the usage
+  event's `attributes.new_entry_ids` and read back from `govops.usage_event`; this holds
+  for department-filtered runs too). A weekly re-check of an unchanged catalog meters 0; a
+  newly registered entry meters 1. The event's `records` and `attributes.checked` hold the
+  entries checked (= clean + with issues), `attributes.new` the new ones. A re-run of a run
+  meters exactly what it metered the first time.
 """
 
 from __future__ import annotations
@@ -56,8 +62,8 @@ with DAG(
 
     @task(multiple_outputs=False)
     def check(prepared: dict, ti=None) -> dict:
-        """Check the entries; store the issues, move their rectification states and meter,
-        in one transaction."""
+        """Check the entries; store the issues, move their rectification states and meter the
+        new entries, in one transaction."""
         from datetime import UTC
 
         from sqlalchemy import create_engine

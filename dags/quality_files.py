@@ -8,9 +8,16 @@ open without error; empty and truncated files flagged) and **linked to its catal
 (listed in `<lake>/<zone>/files/_file_catalog.yaml` with a dataset of `govops.data_catalog`,
 declared format and size matching; orphans and missing files flagged).
 
-* **Code**: `govops.quality.files` (the linking convention and the reason codes are in its
-  docstring). **Metered**: item 09, one `file` per file checked (billed per 万个), against
-  the `work_order_id` param; checked = ok + failed, or the run fails.
+* **Code**: `govops.quality.files` (the linking convention, the reason codes and the
+  metering rule are in its docstring).
+* **Metered**: item 09, one `file` per file **newly** checked (新增质量检查的数据文件个数,
+  billed per 万个), against the `work_order_id` param: a file of the run is new unless an
+  earlier run (a smaller `govops.quality_file_check` id) checked the same location with the
+  same sha256, or, for a file without content (`NOT_FOUND`, unreachable), the same
+  location. A weekly re-check of unchanged files meters 0; a replaced file with new content
+  meters 1. The event's `records` and `attributes.checked` hold the files checked,
+  `attributes.new` the new ones; checked = ok + failed, or the run fails. A re-run of a run
+  meters exactly what it metered the first time.
 * **Outputs**: one row per file in `govops.quality_file_check`; the issue list for the data
   owner `<lake>/reports/files/<zone>/<run>/issues.csv|xlsx` and `summary.json`.
 * **Replacement**: each failed file gets a request in `govops.quality_file_replacement`;
@@ -75,7 +82,7 @@ with DAG(
 
     @task
     def meter(checked: dict, params: dict | None = None, ti=None) -> dict:
-        """One usage event: the files checked, once per run."""
+        """One usage event: the new files of the run (checked vs new in its attributes), once per run."""
         from sqlalchemy import create_engine
 
         from govops import settings
@@ -86,10 +93,9 @@ with DAG(
                            ti.try_number)  # fmt: skip
         engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
         try:
-            written = meter_run(engine, task_ref, work_order_id=params["work_order_id"], summary=checked["summary"])
+            return meter_run(engine, task_ref, work_order_id=params["work_order_id"], summary=checked["summary"])
         finally:
             engine.dispose()
-        return {"files": checked["summary"]["checked"], "inserted": written.inserted}
 
     @task
     def export(checked: dict, ti=None) -> dict:

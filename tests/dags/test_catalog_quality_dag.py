@@ -1,7 +1,8 @@
 """The catalog_quality_check DAG under real Airflow and PostgreSQL: exact issues per
-department, the issue lists written, metered once (also when the run is re-run), and the
-rectification lifecycle across two runs (fixed -> reverified, fixed but still there ->
-reopened). A database of its own, so the catalog holds only the entries crafted here."""
+department, the issue lists written, metered once and only the new entries (also when the
+run is re-run after a later one), and the rectification lifecycle across two runs (fixed ->
+reverified, fixed but still there -> reopened). A database of its own, so the catalog
+holds only the entries crafted here."""
 
 from __future__ import annotations
 
@@ -79,13 +80,14 @@ def test_catalog_quality_runs_lists_meters_and_reverifies(
         ("区市场监管局", "INVALID_CODE", 1),
         ("区市场监管局", "SHARE_OPEN_CONFLICT", 1),
     ]
-    usage = ("SELECT run_id, service_item_code, unit, quantity, records FROM govops.usage_event "
-             f"WHERE dag_id = '{DAG_ID}'")  # fmt: skip
-    assert rows(url, usage) == [(first.run_id, "11", "catalog_entry", 6, 6)]
+    usage = ("SELECT run_id, service_item_code, unit, quantity, records, attributes->'checked', attributes->'new' "
+             f"FROM govops.usage_event WHERE dag_id = '{DAG_ID}'")  # fmt: skip
+    assert rows(url, usage) == [(first.run_id, "11", "catalog_entry", 6, 6, 6, 6)]
 
     folder = lake / "reports/catalog_quality" / first.run_id.replace(":", "_").replace("+", "_")
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["entries"] == {"checked": 6, "clean": 3, "with_issues": 3} and summary["issues"] == 5
+    assert summary["metered"] == {"checked": 6, "new": 6}
     assert sorted(p.name for p in folder.glob("*.xlsx")) == ["区人社局.xlsx", "区公安分局.xlsx", "区卫健委.xlsx",
                                                              "区市场监管局.xlsx"]  # fmt: skip
     market = list(openpyxl.load_workbook(folder / "区市场监管局.xlsx").active.iter_rows(values_only=True))
@@ -96,13 +98,15 @@ def test_catalog_quality_runs_lists_meters_and_reverifies(
     # Re-running the run stores and meters nothing twice.
     again = run_dag(DAG_ID, conf=conf, logical_date=first_date)
     assert again.state == "success" and again.run_id == first.run_id
-    assert rows(url, usage) == [(first.run_id, "11", "catalog_entry", 6, 6)]
+    assert rows(url, usage) == [(first.run_id, "11", "catalog_entry", 6, 6, 6, 6)]
     assert rows(url, "SELECT count(*) FROM govops.catalog_quality_issue") == [(5,)]
 
     # The market department fixes the frequency and says both issues are fixed; only one is.
+    # The entry corrected in place is not new; one clean entry is registered: it is.
     ids = rows(url, "SELECT id FROM govops.catalog_quality_issue WHERE department = '区市场监管局' ORDER BY problem")
     assert mark_fixed(fresh_ledger, [i for (i,) in ids]) == 2
     _put(fresh_ledger, "raw/frontdb/market/legal_persons", "区市场监管局", "每月", "不予共享", "无条件开放", GOOD)
+    _put(fresh_ledger, "raw/landing/hr/pensions", "区人社局", "每月", "有条件共享", "有条件开放", GOOD)
     second = run_dag(DAG_ID, conf=conf, logical_date=datetime(2026, 8, 10, 3, tzinfo=UTC))
     assert second.state == "success", second.task_states
     states = ("SELECT run_id, problem, state FROM govops.catalog_quality_issue WHERE department = '区市场监管局' "
@@ -117,8 +121,15 @@ def test_catalog_quality_runs_lists_meters_and_reverifies(
         ("区卫健委", "UNKNOWN_DEPARTMENT", 1),
         ("区市场监管局", "SHARE_OPEN_CONFLICT", 1),
     ]
-    assert rows(url, usage + " ORDER BY id") == [(first.run_id, "11", "catalog_entry", 6, 6),
-                                                 (second.run_id, "11", "catalog_entry", 6, 6)]  # fmt: skip
+    assert rows(url, usage + " ORDER BY id") == [(first.run_id, "11", "catalog_entry", 6, 6, 6, 6),
+                                                 (second.run_id, "11", "catalog_entry", 1, 7, 7, 1)]  # fmt: skip
     page = (lake / "reports/catalog_quality" / second.run_id.replace(":", "_").replace("+", "_") / "report.html")
     text_ = page.read_text(encoding="utf-8")
     assert "<td class=n id=reverified>1</td>" in text_ and "<td class=n id=reopened>1</td>" in text_
+    assert "<td class=n id=checked>7</td>" in text_ and "<td class=n id=new>1</td>" in text_
+
+    # Re-running the first run after the second: its own 6 again, no conflict, nothing billed twice.
+    rerun = run_dag(DAG_ID, conf=conf, logical_date=first_date)
+    assert rerun.state == "success" and rerun.run_id == first.run_id, rerun.task_states
+    assert rows(url, usage + " ORDER BY id") == [(first.run_id, "11", "catalog_entry", 6, 6, 6, 6),
+                                                 (second.run_id, "11", "catalog_entry", 1, 7, 7, 1)]  # fmt: skip

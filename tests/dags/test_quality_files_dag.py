@@ -1,6 +1,7 @@
 """The quality_file_check DAG under real Airflow and PostgreSQL, with a real HTTP server on
-127.0.0.1: exact counts per reason in the check log, metered once, the issue list, and the
-replacement workflow from request to verification."""
+127.0.0.1: exact counts per reason in the check log, metered once and only the files whose
+content no earlier run checked (also when a run is re-run after later ones), the issue
+list, and the replacement workflow from request to verification."""
 
 from __future__ import annotations
 
@@ -49,10 +50,11 @@ def http_base() -> Iterator[str]:
     server.server_close()
 
 
-USAGE = "SELECT service_item_code, unit, quantity, records, data_source FROM govops.usage_event " \
-        "WHERE dag_id = 'quality_file_check' ORDER BY id"  # fmt: skip
+USAGE = "SELECT service_item_code, unit, quantity, records, data_source, attributes->'checked', " \
+        "attributes->'new' FROM govops.usage_event WHERE dag_id = 'quality_file_check' ORDER BY id"  # fmt: skip
 BY_REASON = """SELECT p, count(*) FROM govops.quality_file_check, unnest(problems) p
                 WHERE run_id = :run GROUP BY p ORDER BY p"""
+FIRST, SECOND = ("09", "file", 20, 20, "sharing", 20, 20), ("09", "file", 2, 20, "sharing", 20, 2)
 STATUS = "SELECT status, count(*) FROM govops.quality_file_check WHERE run_id = :run GROUP BY status ORDER BY status"
 
 
@@ -74,7 +76,7 @@ def test_file_check_run_metering_and_replacements(isolated_env: Path, ledger_url
         "CATALOG_ENTRY_MISSING": 1, "EMPTY": 1, "FORMAT_MISMATCH": 1, "HTTP_STATUS": 1, "NOT_FOUND": 1,
         "NO_CATALOG_ENTRY": 1, "RAGGED_ROWS": 1, "SIZE_MISMATCH": 1, "TRUNCATED": 3, "UNREADABLE": 1,
     }  # fmt: skip
-    assert rows(ledger_url, USAGE) == [("09", "file", 20, 20, "sharing")]
+    assert rows(ledger_url, USAGE) == [FIRST]
     folder = isolated_env / "reports" / "files" / "sharing"
     (report,) = list(folder.iterdir())
     with (report / "issues.csv").open(encoding="utf-8-sig") as fh:
@@ -87,7 +89,7 @@ def test_file_check_run_metering_and_replacements(isolated_env: Path, ledger_url
     again = run_dag("quality_file_check", conf=conf, logical_date=first)
     assert again.state == "success" and again.run_id == result.run_id
     assert rows(ledger_url, STATUS, run=result.run_id) == [("failed", 12), ("ok", 8)]
-    assert rows(ledger_url, USAGE) == [("09", "file", 20, 20, "sharing")]
+    assert rows(ledger_url, USAGE) == [FIRST]
     assert rows(ledger_url, "SELECT count(*) FROM govops.quality_file_replacement") == [(12,)]
 
     # The data owner replaces the truncated PDF with a good one and the ragged CSV with one
@@ -118,7 +120,9 @@ def test_file_check_run_metering_and_replacements(isolated_env: Path, ledger_url
     assert pdf_request["verified_at"] > pdf_request["replaced_at"]
     assert [r["state"] for r in F.replacements(engine, ragged)] == ["replaced"]  # its replacement failed too
     assert F.replacements(engine, still_ragged) == []  # no request against a pending replacement
-    assert rows(ledger_url, USAGE) == [("09", "file", 20, 20, "sharing"), ("09", "file", 20, 20, "sharing")]
+    # Metered: the 2 new files only; the 18 others (also the missing file and the URL that
+    # fails, counted by location) were checked by the first run.
+    assert rows(ledger_url, USAGE) == [FIRST, SECOND]
 
     # Invalid transitions are refused with the file named.
     with pytest.raises(F.ReplacementError, match=f"{fixed}: its last check passed"):
@@ -131,6 +135,15 @@ def test_file_check_run_metering_and_replacements(isolated_env: Path, ledger_url
         F.request_replacement(engine, zone / "nowhere.pdf")
     with pytest.raises(F.ReplacementError, match="say who replaced"):
         F.record_replacement(engine, ragged, still_ragged, " ")
+
+    # One file's content changes: exactly 1 new. Then the first run re-run after the later
+    # ones meters its own 20 again, with no conflict.
+    (zone / "tables/legacy_gbk.csv").write_bytes(S.csv_bytes())
+    third = run_dag("quality_file_check", conf=conf, logical_date=datetime(2026, 8, 5, tzinfo=UTC))
+    assert third.state == "success", third.task_states
+    rerun = run_dag("quality_file_check", conf=conf, logical_date=first)
+    assert rerun.state == "success" and rerun.run_id == result.run_id, rerun.task_states
+    assert rows(ledger_url, USAGE) == [FIRST, SECOND, ("09", "file", 1, 20, "sharing", 20, 1)]
     engine.dispose()
 
 

@@ -1,6 +1,7 @@
 """Catalog quality check (item 11) on crafted catalog entries in the real test database:
-every problem code, the counts that reconcile, idempotent storage, metering once, the
-rectification lifecycle, the issue lists per department, and clear errors.
+every problem code, the counts that reconcile, idempotent storage, metering once and only
+the entries no earlier run billed, the rectification lifecycle, the issue lists per
+department, and clear errors.
 
 Each test works inside one transaction on the session database and rolls it back, so the
 catalog entries other tests register neither disturb nor see these."""
@@ -18,7 +19,7 @@ import openpyxl
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from govops.ledger.usage import IdempotencyConflict, TaskRef
+from govops.ledger.usage import TaskRef
 from govops.quality import catalog_checks as cc
 
 WHEN = datetime(2026, 8, 3, 1, 0, tzinfo=UTC)
@@ -155,6 +156,16 @@ def test_rules_agree_with_the_bundled_specs_and_sample_departments() -> None:
         assert cc.check_entry(entry, rules, departments) == [], spec.pipeline
 
 
+USAGE = ("SELECT run_id, quantity, records, attributes->'checked', attributes->'new', attributes->'new_entry_ids' "
+         "FROM govops.usage_event WHERE dag_id = 'catalog_quality_check' AND service_item_code = '11' ORDER BY id")
+
+
+def ids(conn: Connection, *datasets: str) -> list[int]:
+    found = conn.execute(text("SELECT id FROM govops.data_catalog WHERE dataset = ANY(:d) ORDER BY id"),
+                         {"d": list(datasets)}).scalars()  # fmt: skip
+    return list(found)
+
+
 def test_run_is_idempotent_and_metered_once(conn: Connection) -> None:
     put(conn, "raw/t/a", schema=[])
     put(conn, "raw/t/b")
@@ -163,15 +174,72 @@ def test_run_is_idempotent_and_metered_once(conn: Connection) -> None:
     first = run(conn, "r1")
     again = run(conn, "r1")  # a retry or a re-run of the same run
     assert first["entries"] == again["entries"] == {"checked": 2, "clean": 1, "with_issues": 1}
+    assert first["metered"] == again["metered"] == {"checked": 2, "new": 2}
     assert issues(conn) == {("raw/t/a", "schema", "SCHEMA_EMPTY", "open")}
     assert conn.execute(text(usage)).all() == [("11", "catalog_entry", 2, 2, "WO-T-CATALOG", "data_catalog")]
 
-    # The same run measuring something else contradicts the ledger: nothing of it is kept.
-    put(conn, "raw/t/c", classification="")
-    with pytest.raises(IdempotencyConflict):
-        run(conn, "r1")
-    assert issues(conn) == {("raw/t/a", "schema", "SCHEMA_EMPTY", "open")}
+    # Re-running it against another work order would bill the entries twice: refused, nothing kept.
+    with pytest.raises(cc.CatalogQualityError, match="already metered 2 new catalog entries to work order"):
+        run(conn, "r1", wo="WO-T-OTHER")
     assert conn.execute(text(usage)).all() == [("11", "catalog_entry", 2, 2, "WO-T-CATALOG", "data_catalog")]
+
+
+def test_only_new_entries_are_metered(conn: Connection) -> None:
+    put(conn, "raw/t/a", schema=[])
+    put(conn, "raw/t/b")
+    a, b = ids(conn, "raw/t/a", "raw/t/b")
+    run(conn, "r1")
+    # The weekly re-check of the same entries, one of them corrected in place: nothing new.
+    put(conn, "raw/t/a")
+    assert run(conn, "r2")["metered"] == {"checked": 2, "new": 0}
+    # One entry registered: exactly it is new.
+    put(conn, "raw/t/c", classification="")
+    (c,) = ids(conn, "raw/t/c")
+    third = run(conn, "r3")
+    assert third["metered"] == {"checked": 3, "new": 1} and third["entries"]["with_issues"] == 1
+    # Re-running the first run (the catalog has changed, later runs have metered): its own
+    # quantity again, no conflict, and raw/t/c, which it now checks too, is not billed twice.
+    assert run(conn, "r1")["metered"] == {"checked": 3, "new": 2}
+    assert issues(conn, "r1") == {("raw/t/a", "schema", "SCHEMA_EMPTY", "reverified"),
+                                  ("raw/t/c", "classification", "REQUIRED_MISSING", "open")}  # fmt: skip
+    assert conn.execute(text(USAGE)).all() == [
+        ("r1", 2, 2, 2, 2, [[a, b]] if b == a + 1 else [[a, a], [b, b]]),
+        ("r2", 0, 2, 2, 0, []),
+        ("r3", 1, 3, 3, 1, [[c, c]]),
+    ]
+    assert run(conn, "r4")["metered"] == {"checked": 3, "new": 0}
+
+
+def test_department_runs_bill_each_entry_once(conn: Connection) -> None:
+    put(conn, "raw/t/p1")
+    put(conn, "raw/t/p2")
+    put(conn, "raw/t/m1", provider_department="区市场监管局")
+    assert run(conn, "r1", department="区公安分局")["metered"] == {"checked": 2, "new": 2}
+    assert run(conn, "r2")["metered"] == {"checked": 3, "new": 1}  # only the market entry
+    assert run(conn, "r3", department="区市场监管局")["metered"] == {"checked": 1, "new": 0}
+    put(conn, "raw/t/m2", provider_department="区市场监管局")
+    assert run(conn, "r4", department="区公安分局")["metered"] == {"checked": 2, "new": 0}
+    assert run(conn, "r5", department="区市场监管局")["metered"] == {"checked": 2, "new": 1}
+    total = "SELECT sum(quantity) FROM govops.usage_event WHERE service_item_code = '11' AND run_id LIKE 'r_'"
+    assert conn.execute(text(total)).scalar_one() == 4  # four entries, each billed once
+
+
+def test_events_without_entry_ids_count_what_was_onboarded_by_then(conn: Connection) -> None:
+    """An event recorded before the billed ids were kept billed the entries it checked."""
+    from govops.ledger.usage import UsageEvent, record_usage
+
+    put(conn, "raw/t/a")
+    put(conn, "raw/t/m", provider_department="区市场监管局")
+    legacy = TaskRef("catalog_quality_check", "legacy", "check")
+    record_usage(conn, [UsageEvent(task=legacy, service_item_code="11", quantity=1, unit="catalog_entry",
+                                   event_time=WHEN, work_order_id="WO-T-CATALOG", data_source="data_catalog",
+                                   records=1, department=" 区公安分局", attributes={"clean": 1})])  # fmt: skip
+    assert run(conn, "r1")["metered"] == {"checked": 2, "new": 1}  # the market entry only
+
+
+def test_id_ranges() -> None:
+    assert cc.id_ranges([]) == []
+    assert cc.id_ranges([7, 1, 3, 2, 2, 9, 8]) == [[1, 3], [7, 9]]
 
 
 def test_rectification_lifecycle_and_invalid_transitions(conn: Connection) -> None:
@@ -243,6 +311,7 @@ def test_issue_lists_per_department(conn: Connection, tmp_path: Path) -> None:
     assert sum(d["checked"] for d in written["by_department"].values()) == 12
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert "<td class=n id=checked>12</td>" in page and "<td class=n id=issues>18</td>" in page
+    assert written["metered"] == {"checked": 12, "new": 12} and "<td class=n id=new>12</td>" in page
 
     # A retry replaces the run's files rather than adding to them.
     (folder / "stale.csv").write_text("from an earlier attempt", encoding="utf-8")

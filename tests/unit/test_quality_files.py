@@ -1,5 +1,6 @@
 """File checks (item 09) on real files in a temporary zone and a real HTTP server on
-127.0.0.1: every reason code, the file catalog's errors, the summary and the issue list."""
+127.0.0.1: every reason code, the file catalog's errors, the summary, the issue list, and
+metering only the files whose content no earlier run checked (in the test database)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import io
 import threading
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import openpyxl
 import pytest
 import yaml
+from sqlalchemy import Connection, Engine, text
 
+from govops.ledger.usage import TaskRef
 from govops.quality import files as F
 from govops.sample_data import sample_files as S
 
@@ -305,3 +309,53 @@ def test_issue_list_csv_and_xlsx(tmp_path: Path) -> None:
     totals = dict(wb["汇总"].iter_rows(min_row=2, values_only=True))
     assert (totals["checked"], totals["ok"], totals["failed"]) == (18, 7, 11)
     assert totals["TRUNCATED 文件不完整（被截断）"] == 3
+
+
+# --- metering: only what no earlier run checked ------------------------------------------
+
+
+@pytest.fixture
+def conn(ledger: Engine) -> Iterator[Connection]:
+    """One transaction, rolled back: nothing of the runs here stays in the session database."""
+    with ledger.connect() as c:
+        tx = c.begin()
+        yield c
+        tx.rollback()
+
+
+def _run(conn: Connection, folder: Path, run_id: str, wo: str = "WO-T-FILES") -> dict[str, int]:
+    """What the DAG's check and meter tasks do, in the test's transaction."""
+    results = F.check_files(F.build_manifest(folder, "sharing"), CATALOG)
+    summary = {"zone": "sharing", **F.summarize(results), "checked_at": datetime(2026, 8, 3, tzinfo=UTC).isoformat()}
+    F.record_results(conn, "quality_file_check", run_id, results)
+    return F.meter_run(conn, TaskRef("quality_file_check", run_id, "meter"), work_order_id=wo, summary=summary)
+
+
+def test_only_new_content_is_metered(conn: Connection, tmp_path: Path) -> None:
+    folder = tmp_path / "sharing" / "files"
+    folder.mkdir(parents=True)
+    (folder / F.FILE_CATALOG).write_text(yaml.safe_dump({"files": [
+        {"path": "a.csv", "dataset": S.TABLES}, {"path": "b.pdf", "dataset": S.REPORTS},
+        {"path": "gone.pdf", "dataset": S.REPORTS},  # NOT_FOUND: no content, counted by location
+    ]}), encoding="utf-8")  # fmt: skip
+    (folder / "a.csv").write_bytes(S.csv_bytes())
+    (folder / "b.pdf").write_bytes(S.pdf_bytes())
+    assert _run(conn, folder, "r1") == {"checked": 3, "new": 3, "inserted": 1}
+    # The weekly re-check of the same files: nothing new, the event shows what was checked.
+    assert _run(conn, folder, "r2") == {"checked": 3, "new": 0, "inserted": 1}
+    # One file replaced with new content: exactly it.
+    (folder / "a.csv").write_bytes(b"id,name\n1,new\n")
+    assert _run(conn, folder, "r3") == {"checked": 3, "new": 1, "inserted": 1}
+    # Re-running the first run after the later ones: its own 3 again, no conflict.
+    assert _run(conn, folder, "r1") == {"checked": 3, "new": 3, "inserted": 0}
+    # The first content back, the missing file there: only the file's first content is new.
+    (folder / "a.csv").write_bytes(S.csv_bytes())
+    (folder / "gone.pdf").write_bytes(S.pdf_bytes())
+    assert _run(conn, folder, "r4") == {"checked": 3, "new": 1, "inserted": 1}
+    usage = conn.execute(text(
+        """SELECT run_id, quantity, records, attributes->'checked', attributes->'new' FROM govops.usage_event
+            WHERE dag_id = 'quality_file_check' AND run_id IN ('r1', 'r2', 'r3', 'r4') ORDER BY id""")).all()
+    assert usage == [("r1", 3, 3, 3, 3), ("r2", 0, 3, 3, 0), ("r3", 1, 3, 3, 1), ("r4", 1, 3, 3, 1)]
+    # Re-running a run against another work order would bill its files twice: refused.
+    with pytest.raises(F.FileCheckError, match="already metered 3 new file"):
+        _run(conn, folder, "r1", wo="WO-T-OTHER")

@@ -8,10 +8,25 @@ classification, the provider department, and the schema (信息项: every column
 typed and described, no duplicates).
 
 A run stores its findings in ``govops.catalog_quality_issue`` (one row per run, entry,
-field and problem: a re-run changes nothing), meters one usage event (item 11, one
-``catalog_entry`` per entry checked) in the same transaction, and writes the issue list
-of each department (XLSX and CSV), the summary and an HTML page to
-``<lake>/reports/catalog_quality/<run>/``.
+field and problem: a re-run changes nothing), meters one usage event in the same
+transaction, and writes the issue list of each department (XLSX and CSV), the summary and
+an HTML page to ``<lake>/reports/catalog_quality/<run>/``.
+
+Metering: what is new. The contract bills item 11 per new catalog entry (新增数据资源目录个数),
+so the weekly re-check does not bill the same entries again. The event (item 11, unit
+``catalog_entry``, data source ``data_catalog``) has quantity = the entries the run checked
+that no earlier metered run billed, records = the entries checked, and ``attributes``
+``{"checked": N, "new": M, "new_entry_ids": [[first, last], ...], ...}``: the
+``govops.data_catalog`` ids billed, as ranges. What was billed before is read back from
+these attributes of the item-11 events of ``govops.usage_event`` (any run, DAG or work
+order; a department-filtered run bills only its department's entries, and a later run
+does not bill them again). An entry is identified by its id: an entry updated in place is
+not new; one deleted and registered again is. Events recorded before this rule have no
+``new_entry_ids``; they count as having billed the entries onboarded by then (of their
+department, when filtered). A run with nothing new meters quantity 0. A re-run of a run
+that has metered (its event found by the event key without the work order) re-records
+exactly that event, whatever the catalog holds now; against another work order it is
+refused (it would bill the entries twice).
 
 Rectification (整改): an issue is ``open`` until its department says it is ``fixed``
 (:func:`mark_fixed`). The next run that checks the entry marks it ``reverified`` if the
@@ -233,6 +248,7 @@ class Entry:
     share_type: Any = None
     open_type: Any = None
     classification: Any = None
+    id: int | None = None  # govops.data_catalog.id: what metering counts (None: not from the table)
 
     @property
     def department(self) -> str:
@@ -374,7 +390,7 @@ def load_entries(conn: Connection, department: str | None = None) -> list[Entry]
     """The catalog entries, all or one provider department's (compared trimmed)."""
     rows = conn.execute(
         text(
-            f"""SELECT {", ".join(TEXT_FIELDS)}, schema FROM govops.data_catalog
+            f"""SELECT id, {", ".join(TEXT_FIELDS)}, schema FROM govops.data_catalog
                  WHERE CAST(:d AS text) IS NULL OR btrim(provider_department) = btrim(CAST(:d AS text))
                  ORDER BY dataset"""
         ),
@@ -397,9 +413,10 @@ def run_check(
     departments: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Check the catalog (or one department's part), record the findings, move the
-    rectification states of earlier issues, and meter the entries checked: all or nothing
-    (a transaction of its own, or a savepoint in the caller's given a Connection).
-    Returns the run's summary (JSON-serialisable, for XCom and the report)."""
+    rectification states of earlier issues, and meter the new entries checked (see the
+    module docstring): all or nothing (a transaction of its own, or a savepoint in the
+    caller's given a Connection). Returns the run's summary (JSON-serialisable, for XCom
+    and the report), with ``metered``: entries checked and new (the quantity metered)."""
     rules = rules or load_rules()
     departments = departments if departments is not None else load_departments()
     with _begin(target) as conn:
@@ -410,28 +427,19 @@ def run_check(
                 f"department {department!r}: no catalog entry names it and it is not in {DEPARTMENTS_FILE}"
             )
         result = check_entries(entries, rules, departments)
-        lifecycle = record(conn, result, task, work_order_id=work_order_id, department=department,
-                           event_time=event_time)  # fmt: skip
+        lifecycle = record(conn, result, task)
+        metered = meter(conn, result, task, work_order_id=work_order_id, department=department,
+                        event_time=event_time)  # fmt: skip
     return {
         "dag_id": task.dag_id, "run_id": task.run_id, "work_order_id": work_order_id, "department_filter": department,
-        "checked_at": event_time.isoformat(), **result.summary(), "lifecycle": lifecycle,
+        "checked_at": event_time.isoformat(), **result.summary(), "lifecycle": lifecycle, "metered": metered,
     }  # fmt: skip
 
 
-def record(
-    conn: Connection,
-    result: CheckResult,
-    task: TaskRef,
-    *,
-    work_order_id: str,
-    department: str | None,
-    event_time: datetime,
-) -> dict[str, Any]:
+def record(conn: Connection, result: CheckResult, task: TaskRef) -> dict[str, Any]:
     """Store the run's findings (idempotent), reopen the ``fixed`` issues it still finds,
-    reverify the open and fixed issues of the checked entries it no longer finds, and meter
-    one usage event. Runs inside the caller's transaction."""
-    from govops.ledger.usage import UsageEvent, record_usage
-
+    and reverify the open and fixed issues of the checked entries it no longer finds.
+    Runs inside the caller's transaction."""
     if result.findings:
         conn.execute(
             text(
@@ -473,17 +481,109 @@ def record(
         keys,
     ).scalars()
     reverified_ids = sorted(reverified)
-    summary = result.summary()
-    checked = summary["entries"]["checked"]
-    record_usage(
-        conn,
-        [UsageEvent(task=task, service_item_code=SERVICE_ITEM, quantity=checked, unit=UNIT, event_time=event_time,
-                    work_order_id=work_order_id, data_source=DATA_SOURCE, records=checked, department=department,
-                    attributes={"clean": summary["entries"]["clean"],
-                                "with_issues": summary["entries"]["with_issues"], "issues": summary["issues"]})],
-    )  # fmt: skip
     return {"reopened": len(reopened_ids), "reverified": len(reverified_ids),
             "reopened_ids": reopened_ids, "reverified_ids": reverified_ids}  # fmt: skip
+
+
+# --- metering: the entries no earlier run billed --------------------------------------------
+
+
+def id_ranges(ids: Iterable[int]) -> list[list[int]]:
+    """Sorted ids as [first, last] ranges: [1, 2, 3, 7] -> [[1, 3], [7, 7]]."""
+    ranges: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if ranges and i == ranges[-1][1] + 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    return ranges
+
+
+def billed_entries(conn: Connection, ids: Collection[int], *, excluding: TaskRef) -> set[int]:
+    """Which of these govops.data_catalog ids an item-11 event already billed, the events
+    of ``excluding``'s task aside: from the ``new_entry_ids`` ranges of the events, and, for
+    events recorded before those were kept, the entries onboarded by then."""
+    from bisect import bisect_right
+
+    if not ids:
+        return set()
+    events = """SELECT u.* FROM govops.usage_event u
+                 WHERE u.service_item_code = :item AND u.data_source = :source
+                   AND NOT (u.dag_id = :dag AND u.run_id = :run AND u.task_id = :task AND u.map_index = :mi)"""
+    params = {"item": SERVICE_ITEM, "source": DATA_SOURCE, "ids": sorted(ids), "dag": excluding.dag_id,
+              "run": excluding.run_id, "task": excluding.task_id, "mi": excluding.map_index}  # fmt: skip
+    ranges = conn.execute(
+        text(f"""SELECT DISTINCT (r->>0)::bigint AS first, (r->>1)::bigint AS last FROM ({events}) u
+                  CROSS JOIN LATERAL jsonb_array_elements(u.attributes->'new_entry_ids') r
+                 WHERE jsonb_typeof(u.attributes->'new_entry_ids') = 'array' ORDER BY first"""),
+        params,
+    ).all()
+    merged: list[list[int]] = []
+    for first, last in ranges:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    starts = [first for first, _ in merged]
+    billed = {i for i in ids if (at := bisect_right(starts, i) - 1) >= 0 and i <= merged[at][1]}
+    legacy = conn.execute(
+        text(f"""SELECT DISTINCT c.id FROM govops.data_catalog c
+                   JOIN ({events} AND NOT (u.attributes ? 'new_entry_ids')) u ON c.onboarded_at <= u.recorded_at
+                    AND (u.department IS NULL OR btrim(c.provider_department) = btrim(u.department))
+                  WHERE c.id = ANY(CAST(:ids AS bigint[]))"""),
+        params,
+    ).scalars()
+    return billed | set(legacy)
+
+
+def meter(
+    conn: Connection,
+    result: CheckResult,
+    task: TaskRef,
+    *,
+    work_order_id: str,
+    department: str | None,
+    event_time: datetime,
+) -> dict[str, int]:
+    """One usage event for the run: the entries checked that no earlier run billed; a
+    re-run re-records what the run metered first. Runs inside the caller's transaction
+    (which holds the check's lock). Returns checked and new (the quantity metered)."""
+    from govops.ledger.usage import UsageEvent, record_usage
+
+    unknown = sorted(e.dataset for e in result.entries if e.id is None)
+    if unknown:
+        raise CatalogQualityError(f"entries without their govops.data_catalog id cannot be metered: {unknown[:5]}")
+    summary = result.summary()
+    checked = summary["entries"]["checked"]
+    earlier = conn.execute(
+        text("""SELECT work_order_id, quantity, records, attributes FROM govops.usage_event
+                 WHERE dag_id = :dag AND run_id = :run AND task_id = :task AND map_index = :mi
+                   AND service_item_code = :item AND data_source = :source ORDER BY id"""),
+        {"dag": task.dag_id, "run": task.run_id, "task": task.task_id, "mi": task.map_index, "item": SERVICE_ITEM,
+         "source": DATA_SOURCE},
+    ).all()  # fmt: skip
+    for row in earlier:
+        if (row.work_order_id or "") != (work_order_id or ""):
+            raise CatalogQualityError(
+                f"{task.dag_id}/{task.run_id} already metered {row.quantity} new catalog entries to work order "
+                f"{row.work_order_id}; metering it against {work_order_id} would bill them twice"
+            )
+    if earlier:  # a re-run: exactly the measures of the first time
+        quantity, records, attributes = earlier[0].quantity, earlier[0].records, earlier[0].attributes
+    else:
+        ids = {e.id for e in result.entries}
+        new = sorted(ids - billed_entries(conn, ids, excluding=task))
+        quantity, records = len(new), checked
+        attributes = {"checked": checked, "new": quantity, "new_entry_ids": id_ranges(new),
+                      "clean": summary["entries"]["clean"], "with_issues": summary["entries"]["with_issues"],
+                      "issues": summary["issues"]}  # fmt: skip
+    record_usage(
+        conn,
+        [UsageEvent(task=task, service_item_code=SERVICE_ITEM, quantity=quantity, unit=UNIT, event_time=event_time,
+                    work_order_id=work_order_id, data_source=DATA_SOURCE, records=records, department=department,
+                    attributes=attributes)],
+    )  # fmt: skip
+    return {"checked": checked, "new": quantity}
 
 
 # --- rectification ------------------------------------------------------------------------
@@ -628,6 +728,7 @@ work order {e(summary['work_order_id'])}.</p>
 <tr><td>checked 已检查</td><td class=n id=checked>{counts['checked']:,}</td></tr>
 <tr><td>clean 无问题</td><td class=n id=clean>{counts['clean']:,}</td></tr>
 <tr><td>with issues 有问题</td><td class=n id=with_issues>{counts['with_issues']:,}</td></tr>
+<tr><td>new, metered 新增（计量）</td><td class=n id=new>{summary.get("metered", {}).get("new", 0):,}</td></tr>
 <tr><td>issues 问题数</td><td class=n id=issues>{summary['issues']:,}</td></tr>
 <tr><td>earlier issues reverified 整改复核通过</td><td class=n id=reverified>{life['reverified']:,}</td></tr>
 <tr><td>fixed issues reopened 整改未通过（重新打开）</td><td class=n id=reopened>{life['reopened']:,}</td></tr>

@@ -32,8 +32,27 @@ Reason codes are in ``REASONS``.
 ``(dag_id, run_id, location)``, so a re-run replaces its rows); ``location`` is the absolute
 local path or the URL. Failed files get a replacement request in
 ``govops.quality_file_replacement`` (requested → replaced → verified); a later run in which
-the replacement passes verifies it. One usage event per run: item 09, unit ``file``, the
-files checked, data source = the zone. Checked = ok + failed, or the run fails.
+the replacement passes verifies it. Checked = ok + failed, or the run fails.
+
+**Metering: what is new.** The contract bills item 09 per file newly quality-checked
+(新增质量检查的数据文件个数), so a weekly re-check does not bill the same files again. One
+usage event per run: item 09, unit ``file``, data source = the zone, quantity = the files
+of the run that are **new**, records = the files checked, and ``attributes`` ``{"checked":
+N, "new": M, ...}``. A file of the run is new unless a row of ``govops.quality_file_check``
+with a smaller id (an earlier run: a re-run keeps its rows' ids) has
+
+* the same ``location`` and the same ``sha256`` (the same content: a replaced file with
+  new content is new, the same bytes under a new location are new too), or,
+* for a file checked without content (no ``sha256``: ``NOT_FOUND``, unreachable, HTTP
+  errors), the same ``location``, with or without content.
+
+This reads the whole check log, whatever the DAG or work order of the earlier run. A run
+with nothing new meters quantity 0 (the event still shows what it checked). A re-run of a
+run that has metered (its event in ``govops.usage_event``, found by the event key without
+the work order) re-records exactly that event, whatever it checks now or later runs did
+in between; against another work order it is refused (it would bill the files twice). A
+re-run that finds changed content rewrites its rows, so the content it first checked stops
+counting as checked for the runs metered after that re-run.
 """
 
 from __future__ import annotations
@@ -56,7 +75,7 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Connection, Engine, text
 
-from govops.ledger.usage import RecordResult, TaskRef, UsageEvent, record_usage
+from govops.ledger.usage import TaskRef, UsageEvent, record_usage
 
 ZONES = ("sharing", "open")
 FILE_CATALOG = "_file_catalog.yaml"
@@ -906,24 +925,66 @@ def run_checks(
     return {"summary": summary, "issues": issue_rows(results)}
 
 
+_NEW_FILES = """
+    SELECT count(*) FROM govops.quality_file_check c
+     WHERE c.dag_id = :dag AND c.run_id = :run
+       AND NOT EXISTS (SELECT 1 FROM govops.quality_file_check e
+                        WHERE e.id < c.id AND e.location = c.location
+                          AND (c.sha256 IS NULL OR e.sha256 = c.sha256))"""
+
+
+def new_files(target: Engine | Connection, dag_id: str, run_id: str) -> int:
+    """The files of one run whose content (location + sha256; location alone for a file
+    checked without content) no row with a smaller id, i.e. an earlier run, holds."""
+    with _connection(target) as conn:
+        return int(conn.execute(text(_NEW_FILES), {"dag": dag_id, "run": run_id}).scalar_one())
+
+
+def _metered(conn: Connection, task: TaskRef, zone: str, work_order_id: str | None) -> Any:
+    """The event this task already recorded for the zone, or None; refuses another work order."""
+    found = conn.execute(
+        text("""SELECT work_order_id, quantity, records, attributes FROM govops.usage_event
+                 WHERE dag_id = :dag AND run_id = :run AND task_id = :task AND map_index = :mi
+                   AND service_item_code = :item AND data_source = :zone ORDER BY id"""),
+        {"dag": task.dag_id, "run": task.run_id, "task": task.task_id, "mi": task.map_index, "item": SERVICE_ITEM,
+         "zone": zone},
+    ).all()  # fmt: skip
+    for row in found:
+        if (row.work_order_id or "") != (work_order_id or ""):
+            raise FileCheckError(
+                f"{task.dag_id}/{task.run_id} already metered {row.quantity} new file(s) of zone {zone} to work "
+                f"order {row.work_order_id}; metering it against {work_order_id} would bill them twice"
+            )
+    return found[0] if found else None
+
+
 def meter_run(
     target: Engine | Connection, task: TaskRef, *, work_order_id: str | None, summary: Mapping[str, Any]
-) -> RecordResult:
-    """One usage event for the run: item 09, the files checked, once per task key.
-    Refuses counts that do not reconcile with the check log."""
+) -> dict[str, int]:
+    """One usage event for the run: item 09, the files it checked that are new (see the
+    module docstring), once per task key; a re-run re-records what the run metered first.
+    Refuses counts that do not reconcile with the check log. Returns checked, new (the
+    quantity metered) and inserted (0: the event was already there)."""
     reconcile(summary)
     with _connection(target) as conn:
         recorded = recorded_counts(conn, task.dag_id, task.run_id)
         wanted = {k: summary[k] for k in ("checked", "ok", "failed")}
         if recorded != wanted:
             raise FileCheckError(f"{task.dag_id}/{task.run_id}: the check log holds {recorded}, the run {wanted}")
+        earlier = _metered(conn, task, summary["zone"], work_order_id)
+        if earlier is not None:  # a re-run: exactly the measures of the first time
+            quantity, records, attributes = earlier.quantity, earlier.records, earlier.attributes
+        else:
+            quantity, records = new_files(conn, task.dag_id, task.run_id), summary["checked"]
+            attributes = {"checked": summary["checked"], "new": quantity, "ok": summary["ok"],
+                          "failed": summary["failed"], "by_reason": summary["by_reason"]}  # fmt: skip
         event = UsageEvent(
-            task=task, service_item_code=SERVICE_ITEM, quantity=summary["checked"], unit=UNIT,
+            task=task, service_item_code=SERVICE_ITEM, quantity=quantity, unit=UNIT,
             event_time=datetime.fromisoformat(summary["checked_at"]), work_order_id=work_order_id,
-            data_source=summary["zone"], records=summary["checked"],
-            attributes={"ok": summary["ok"], "failed": summary["failed"], "by_reason": summary["by_reason"]},
+            data_source=summary["zone"], records=records, attributes=attributes,
         )  # fmt: skip
-        return record_usage(conn, [event])
+        written = record_usage(conn, [event])
+    return {"checked": summary["checked"], "new": quantity, "inserted": written.inserted}
 
 
 ISSUE_COLUMNS = (
