@@ -44,7 +44,7 @@ def demo(args: argparse.Namespace) -> int:
     from govops.pipelines.spec import load_spec, spec_files
     from govops.sample_data import SampleConfig, generate, load_sample
 
-    print(f"1/3 sample data (seed {args.seed}, {args.persons} persons) -> front-end database (前置库) and landing")
+    print(f"1/4 sample data (seed {args.seed}, {args.persons} persons) -> front-end database (前置库) and landing")
     report = load_sample(settings.connection_url(settings.SOURCE_CONN_ID), seed=args.seed, persons=args.persons)
     for table, rows in report.items():
         print(f"    {table}: {rows} rows")
@@ -58,7 +58,7 @@ def demo(args: argparse.Namespace) -> int:
     if args.pipeline:
         specs = [s for s in specs if s.pipeline in args.pipeline]
     _ensure_work_orders(specs, logical_date)
-    print(f"2/3 running {len(specs)} pipeline DAG(s) from include/pipelines/ (logical date {logical_date:%Y-%m-%d})")
+    print(f"2/4 running {len(specs)} pipeline DAG(s) from include/pipelines/ (logical date {logical_date:%Y-%m-%d})")
     failed = []
     for spec in specs:
         dag_id = f"pipeline_{spec.pipeline}"
@@ -74,15 +74,63 @@ def demo(args: argparse.Namespace) -> int:
                 f"      usage: work order {row['work_order_id']} item {row['service_item_code']} period "
                 f"{row['period']:%Y-%m}: {row['quantity']} {row['unit']}(s), {row['records']} records"
             )
-    print("3/3 outputs")
+    if not args.pipeline:
+        failed += _quality_services(logical_date)
+    print("4/4 outputs")
     print(f"    lake:      {settings.lake_root()}/raw/ (rejects/ keeps every rejected record with its reason)")
     print(f"    manifests: {settings.lake_root()}/_manifests/")
     print(f"    ledger:    govops.usage_event, govops.extraction_run, govops.data_catalog in {_redacted_ledger_url()}")
-    print("    reports:   ./dev python -m govops.pipelines summary --month YYYY-MM --out summary.html")
+    print("    reports:   ./dev python -m govops.pipelines summary --month YYYY-MM --out summary.html;")
+    print(f"               quality reports and GX data docs under {settings.lake_root()}/reports/")
     for dag_id, run_id, states in failed:
         print(f"DAG run {dag_id} {run_id} failed: {states}", file=sys.stderr)
     print("Re-running with the same logical date re-runs these runs and meters nothing twice.")
     return 1 if failed else 0
+
+
+def _quality_services(logical_date: datetime) -> list[tuple[str, str, dict]]:
+    """The quality DAGs over what the pipelines loaded: the persons suite (item 07), the
+    sample files of the sharing zone (09) and the data catalog (11)."""
+    from sqlalchemy import create_engine, text
+
+    from govops.dag_runs import run_dag
+    from govops.runtime.bootstrap import SERVICE_DEMO_WORK_ORDERS, sample_file_zone
+    from govops.settlement.workorders import ensure_demo_work_order
+
+    url = settings.connection_url(settings.LEDGER_CONN_ID)
+    engine = create_engine(url)
+    for order, item, difficulty, unit in SERVICE_DEMO_WORK_ORDERS:
+        ensure_demo_work_order(engine, order, item, on=logical_date.date(), difficulty=difficulty, unit=unit)
+    sample_file_zone(url)
+    print("3/4 quality services (items 07, 09, 11)")
+    failed = []
+    check = run_dag("quality_check", conf={"suite": "public_security_persons.ingestion"}, logical_date=logical_date)
+    with engine.connect() as conn:
+        row = conn.execute(text("""SELECT rows_checked, anomaly_rows, score, status, report_uri FROM
+                                   govops.quality_check_run WHERE dag_id = 'quality_check' AND run_id = :r"""),
+                           {"r": check.run_id}).first()  # fmt: skip
+    if row is None:
+        failed.append(("quality_check", check.run_id, check.task_states))
+    else:
+        held = " (held back from the clean zone)" if row.status == "fail" else ""
+        print(f"    quality_check public_security_persons.ingestion: {row.rows_checked:,} rows, "
+              f"{row.anomaly_rows:,} with anomalies, score {row.score}, {row.status}{held}")
+        print(f"      report: {row.report_uri}")
+    for dag_id, table, what in (("quality_file_check", "quality_file_check", "status"),
+                                ("catalog_quality_check", "catalog_quality_issue", "problem")):  # fmt: skip
+        result = run_dag(dag_id, logical_date=logical_date)
+        if result.state != "success":
+            failed.append((dag_id, result.run_id, result.task_states))
+            continue
+        with engine.connect() as conn:
+            counts = conn.execute(text(f"SELECT {what}, count(*) FROM govops.{table} WHERE run_id = :r "
+                                       "GROUP BY 1 ORDER BY 2 DESC"), {"r": result.run_id}).all()  # fmt: skip
+        print(f"    {dag_id}: " + ", ".join(f"{n} {k}" for k, n in counts))
+        for usage in usage_of_run(dag_id, result.run_id):
+            print(f"      usage: work order {usage['work_order_id']} item {usage['service_item_code']}: "
+                  f"{usage['quantity']} {usage['unit']}(s)")
+    engine.dispose()
+    return failed
 
 
 def _run_log(pipeline: str, run_id: str) -> tuple[int, int, int] | None:

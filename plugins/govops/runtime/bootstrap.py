@@ -100,8 +100,32 @@ def migrate_airflow_db(full_env: dict[str, str]) -> None:
     marker.write_text(stamp)
 
 
-# The default work order of the spatial_verification DAG (item 10, coordinate points).
-SPATIAL_DEMO_WORK_ORDER = ("WO-DEMO-VERIFY", "10", Decimal(1))
+# The default work orders of the DAGs that are not pipelines: (id, item, difficulty, unit).
+SERVICE_DEMO_WORK_ORDERS = (
+    ("WO-DEMO-VERIFY", "10", Decimal(1), None),  # spatial_verification: coordinate points
+    ("WO-DEMO-QUALITY", "07", Decimal(1), "table"),  # quality_check, batch mode: tables
+    ("WO-DEMO-FILES", "09", Decimal(1), None),  # quality_file_check: files
+    ("WO-DEMO-CATALOG", "11", Decimal(1), None),  # catalog_quality_check: catalog entries
+)
+
+
+def sample_file_zone(ledger_url: str) -> Path | None:
+    """The sample files of the sharing zone and their catalog entries, for the file check
+    (item 09), when the lake is local and the zone has no file catalog yet."""
+    from sqlalchemy import create_engine
+
+    from govops.quality.files import zone_folder
+    from govops.sample_data.sample_files import register_datasets, write_sample_files
+
+    if not settings.lake_root().startswith("file://"):
+        return None
+    folder = zone_folder(settings.lake_root(), "sharing")
+    if not (folder / "_file_catalog.yaml").exists():
+        written = write_sample_files(folder)
+        ledger = create_engine(ledger_url)
+        register_datasets(ledger, written.datasets)
+        ledger.dispose()
+    return folder
 
 
 def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
@@ -130,9 +154,10 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         except SpecError:
             continue  # the DAG processor reports it
     ledger = create_engine(ledger_url)
-    for order, item, difficulty in [*demo_work_orders(specs), SPATIAL_DEMO_WORK_ORDER]:
-        ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty)
+    for order, item, difficulty, unit in [*((*o, None) for o in demo_work_orders(specs)), *SERVICE_DEMO_WORK_ORDERS]:
+        ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty, unit=unit)
     ledger.dispose()
+    sample_file_zone(ledger_url)
     landing = settings.home() / "landing"
     if not (landing / "spatial" / "poi.geojson").exists():  # the newest sample file: an older landing lacks it
         from govops.sample_data import SampleConfig, generate
