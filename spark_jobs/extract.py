@@ -1,7 +1,7 @@
 """Declarative extraction (批数据抽取 item 04, 采集接入 item 01): one source into the lake.
 
     spark-submit --py-files govops.zip spark_jobs/extract.py <contract arguments> \
-        --spec '<the pipeline spec as JSON>' [--watermark-from VALUE] [--first-load]
+        --spec '<the pipeline spec as JSON>' [--watermark-from VALUE] [--watermark-to VALUE] [--first-load]
 
 Sources: a JDBC table or query (partitioned parallel reads), or CSV / JSON-lines / XML /
 XLSX / Parquet files (govops.pipelines.readers). Cleansing from the spec
@@ -43,10 +43,11 @@ def read_jdbc(ctx: job.JobContext, spec: PipelineSpec):  # -> DataFrame
         return r
 
     relation = f"({source.query}) AS q" if source.query else source.table
-    if spec.mode == "incremental" and a.watermark_from:
+    if spec.mode == "incremental" and (a.watermark_from or a.watermark_to):
         column = spec.watermark.column
-        literal = a.watermark_from.replace("'", "''")
-        relation = f"(SELECT * FROM {relation} WHERE {column} > '{literal}') AS w"
+        bounds = [f"{column} {op} '{value.replace(chr(39), chr(39) * 2)}'"
+                  for op, value in ((">", a.watermark_from), ("<=", a.watermark_to)) if value]  # fmt: skip
+        relation = f"(SELECT * FROM {relation} WHERE {' AND '.join(bounds)}) AS w"
     if source.partition_column and source.num_partitions > 1:
         column = source.partition_column
         lo, hi = query_row(ctx, f"SELECT min({column})::text, max({column})::text FROM {relation}")
@@ -176,6 +177,7 @@ def main() -> None:
     p.add_argument("--jdbc-url", default=None)
     p.add_argument("--user", default=None)
     p.add_argument("--watermark-from", default=None)
+    p.add_argument("--watermark-to", default=None, help="a re-run of a committed load: its upper bound")
     p.add_argument("--first-load", choices=("true", "false"), default="false")
     p.add_argument("--onboarding", choices=("new", "refresh"), default="new", help="item 01: new or refresh (保鲜)")
     p.add_argument("--landing-root", default=None, help="where relative file paths of the spec are read")

@@ -110,6 +110,20 @@ def test_incremental_jdbc_loads(isolated_env: Path, ledger_url: str, source_url:
                           "AND run_id IN ('manual__killed', :r)", d=dag, r=third.run_id)  # fmt: skip
     assert metered == [(third.run_id, 0, 3)]
 
+    # Re-running the committed second run reads its own range again: its 5 rows, metered as
+    # before, and the watermark stays where the third run put it.
+    [(mark3,)] = ledger_rows(ledger_url, "SELECT watermark FROM govops.extraction_state WHERE pipeline = :p",
+                             p="frontdb_legal_persons")  # fmt: skip
+    again = run_dag(dag, logical_date=datetime(2026, 7, 2, tzinfo=UTC))
+    assert again.state == "success", again.task_states
+    assert ledger_rows(ledger_url, "SELECT read, written FROM govops.extraction_run WHERE run_id = :r",
+                       r=second.run_id) == [(5, 5)]  # fmt: skip
+    assert ledger_rows(ledger_url, "SELECT quantity, records FROM govops.usage_event WHERE dag_id = :d AND "
+                       "run_id = :r", d=dag, r=second.run_id) == [(0, 5)]  # fmt: skip
+    assert ledger_rows(ledger_url, "SELECT watermark FROM govops.extraction_state WHERE pipeline = :p",
+                       p="frontdb_legal_persons") == [(mark3,)]  # fmt: skip
+    assert pq.ParquetDataset(published).read(columns=["id"]).num_rows == written + 5 + 3
+
     # A failing load leaves the watermark where the last commit put it.
     [(before,)] = ledger_rows(ledger_url, "SELECT watermark FROM govops.extraction_state WHERE pipeline = :p",
                               p="frontdb_legal_persons")  # fmt: skip

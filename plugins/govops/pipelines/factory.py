@@ -59,8 +59,9 @@ def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, An
                 {"p": spec.pipeline},
             ).first()
             committed = conn.execute(
-                text("SELECT run_id, dag_id FROM govops.extraction_run WHERE pipeline = :p"), {"p": spec.pipeline}
-            ).all()
+                text("SELECT run_id, dag_id, watermark_from, watermark_to FROM govops.extraction_run "
+                     "WHERE pipeline = :p"), {"p": spec.pipeline}
+            ).all()  # fmt: skip
             onboarding = collection_kind(conn, spec, run_id) if spec.service_item == "01" else None
     finally:
         engine.dispose()
@@ -69,8 +70,13 @@ def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, An
     require_runnable(work_order_id, spec.service_item, EXTRACTION_ITEMS[spec.service_item])
     if spec.mode == "incremental":
         _remove_uncommitted_loads(spec, {r.run_id for r in committed} | {run_id})
+    # A re-run of a committed incremental run reads that run's range again, no more: the
+    # same rows, the same metering, and the committed watermark stays where it is.
+    again = next((r for r in committed if r.run_id == run_id), None) if spec.mode == "incremental" else None
     return {
-        "watermark_from": state.watermark if state else None,
+        "watermark_from": again.watermark_from if again else (state.watermark if state else None),
+        "watermark_to": again.watermark_to if again else None,
+        "rerun_of_committed": again is not None,
         "first_load": state is None or state.loads == 0 or state.first_run_id == run_id,
         "work_order_id": work_order_id,
         "onboarding": onboarding,
@@ -226,11 +232,13 @@ def commit(spec: PipelineSpec, manifest: dict[str, Any], prepared: dict[str, Any
                 text(
                     """INSERT INTO govops.extraction_state (pipeline, watermark, first_run_id, loads, committed_at)
                        VALUES (:p, :w, :run, 1, now())
-                       ON CONFLICT (pipeline) DO UPDATE SET watermark = EXCLUDED.watermark,
+                       ON CONFLICT (pipeline) DO UPDATE SET watermark = CASE WHEN :rerun
+                           THEN govops.extraction_state.watermark ELSE EXCLUDED.watermark END,
                            loads = (SELECT count(*) FROM govops.extraction_run WHERE pipeline = :p),
                            committed_at = now()"""
                 ),
-                {"p": spec.pipeline, "w": new_mark, "run": run["run_id"]},
+                {"p": spec.pipeline, "w": new_mark, "run": run["run_id"],
+                 "rerun": bool(prepared.get("rerun_of_committed"))},
             )
     finally:
         engine.dispose()
@@ -303,6 +311,7 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
         job_args: dict[str, Any] = {"spec": spec_json}
         if job_for(spec) == "extract":  # streams keep offsets in their checkpoint; spatial loads are snapshots
             job_args["watermark-from"] = "{{ ti.xcom_pull(task_ids='prepare')['watermark_from'] or '' }}"
+            job_args["watermark-to"] = "{{ ti.xcom_pull(task_ids='prepare')['watermark_to'] or '' }}"
             job_args["first-load"] = "{{ 'true' if ti.xcom_pull(task_ids='prepare')['first_load'] else 'false' }}"
         if spec.service_item == "01":
             job_args["onboarding"] = "{{ ti.xcom_pull(task_ids='prepare')['onboarding'] }}"
