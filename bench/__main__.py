@@ -17,6 +17,10 @@
 7. Batch extraction: the extract job over JDBC on an N-row source table (default
    5,000,000) with 1 and 2 cores, next to PostgreSQL's COPY (SELECT ...) TO STDOUT of the
    same table (bench/extraction.py).
+8. Quality checks: a 12-rule ingestion suite over N persons-like rows from Parquet (default
+   5,000,000) with 1 and 2 cores: the check engine counts-only and with the full anomaly
+   list, plain GX 1.x with its default result format and a hand-written Spark pass, with
+   identical counts; and the check_quality job end to end (bench/quality.py).
 
 Uses its own ledger database (govops_bench) and lake (GOVOPS_HOME/bench-lake).
 """
@@ -213,8 +217,10 @@ def main() -> None:
     parser.add_argument("--stream-events", type=int, default=500_000)
     parser.add_argument("--source-rows", type=int, default=5_000_000)
     parser.add_argument("--jdbc-partitions", type=int, default=4)
+    parser.add_argument("--quality-rows", type=int, default=5_000_000)
     parser.add_argument(
-        "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction"), default=None
+        "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction", "quality"),
+        default=None,
     )
     args = parser.parse_args()
     url = _fresh_ledger()
@@ -238,6 +244,10 @@ def main() -> None:
         from bench.extraction import bench_extraction
 
         bench_extraction(args.source_rows, args.jdbc_partitions)
+    if args.only in (None, "quality"):
+        from bench.quality import bench_quality
+
+        bench_quality(args.quality_rows)
 
 
 if __name__ == "__main__":

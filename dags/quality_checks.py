@@ -101,7 +101,10 @@ with DAG(
             summary = publish_run(engine, manifest, prepared["suite"], settings.lake_root())
         finally:
             engine.dispose()
-        print(f"quality report: {summary['report']}\ndata docs: {summary['data_docs']}")
+        if summary["report"]:
+            print(f"quality report: {summary['report']}\ndata docs: {summary['data_docs']}")
+        else:
+            print("nothing arrived since the last run: nothing checked")
         return summary
 
     @task

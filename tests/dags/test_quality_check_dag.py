@@ -142,6 +142,9 @@ def test_stream_checks_meter_each_record_once(isolated_env: Path, ledger_url: st
     expected = _expected(SampleConfig().defects)
     del expected["one_person_one_record"]  # uniqueness is judged per micro-batch in stream mode
     assert {rule: int(n) for rule, n in found} == expected
+    # Nothing new arrived: the next run checks nothing, meters nothing and passes.
+    idle = run_dag("quality_check", conf=conf, logical_date=datetime(2026, 9, 3, tzinfo=UTC))
+    assert idle.state == "success", idle.task_states
     # A re-run of the first run reports its own batch again and meters nothing new.
     again = run_dag("quality_check", conf=conf, logical_date=datetime(2026, 9, 1, tzinfo=UTC))
     assert again.task_states["publish"] == "success"

@@ -164,3 +164,22 @@ def test_types_the_engine_does_not_compile_run_on_gx(spark: object, tmp_path: Pa
     assert outcome.by_gx == [r.name for r in suite.rules[:2]]
     assert [r.evaluated_by for r in outcome.results] == ["great_expectations", "great_expectations", "single-pass"]
     assert outcome.results[0].unexpected_count == 1 and outcome.results[1].success
+
+
+def test_date_columns_and_aggregates_match_great_expectations(spark: object, tmp_path: Path) -> None:
+    from datetime import date
+
+    df = spark.createDataFrame([(1, date(1990, 1, 1)), (2, date(2999, 1, 1)), (3, None), (4, date(1899, 12, 31))],
+                               "id long, born date")  # fmt: skip
+    suite = _suite(tmp_path, [
+        _rule("expect_column_values_to_not_be_in_future", {"column": "born"}, "reasonableness"),
+        _rule("expect_column_max_to_be_between", {"column": "born", "max_value": "2030-01-01"}, "reasonableness"),
+        _rule("expect_column_min_to_be_between", {"column": "born", "min_value": "1900-01-01"}, "reasonableness"),
+        _rule("expect_table_row_count_to_be_between", {"min_value": 1, "max_value": 4}, "reliability"),
+    ])  # fmt: skip
+    outcome = engine.evaluate(df, suite)
+    assert [(r.success, r.unexpected_count, r.observed_value) for r in outcome.results] == [
+        (False, 1, None), (False, 0, date(2999, 1, 1)), (False, 0, date(1899, 12, 31)), (True, 0, 4)]
+    gx_results = _plain_gx(df, suite)
+    assert [r["success"] for r in gx_results] == [r.success for r in outcome.results]
+    assert gx_results[0]["result"]["unexpected_count"] == 1

@@ -23,7 +23,9 @@ Anything else (an expectation type this module does not compile, or one with a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,8 +130,10 @@ class Outcome:
     passes: int = 0
 
 
-def _compiled(rule: Rule, code_tables: Path) -> tuple[Column, Column, Column] | None:
-    """(considered, unexpected, value) of a row rule, or None when it is not a row rule."""
+def _compiled(rule: Rule, code_tables: Path, date_columns: frozenset[str] = frozenset()
+              ) -> tuple[Column, Column, Column] | None:  # fmt: skip
+    """(considered, unexpected, value) of a row rule, or None when it is not a row rule.
+    ``date_columns``: the data's columns of Spark's DateType."""
     from pyspark.sql import functions as F
 
     k = rule.kwargs
@@ -141,7 +145,13 @@ def _compiled(rule: Rule, code_tables: Path) -> tuple[Column, Column, Column] | 
         return F.lit(True), unexpected, c.cast("string")
     if rule.type in COLUMN_RULES or rule.type == "expect_column_values_to_be_in_code_table":
         c = F.col(k["column"])
-        if rule.type in COLUMN_RULES:
+        if (rule.type == "expect_column_values_to_not_be_in_future" and k["column"] in date_columns
+                and not k.get("date_format")):
+            # The rule library reads the value as text (cast to string, parsed back), which for a
+            # DateType value gives back the same date, over the whole range Spark holds: compare
+            # the date itself, the same verdict without formatting and parsing every value.
+            expected = c <= F.current_date()
+        elif rule.type in COLUMN_RULES:
             expected = COLUMN_RULES[rule.type](c, k)
         else:  # code tables sit beside the suite file, wherever the job runs
             expected = library.in_code_table(c, k["code_table"], k.get("values", "codes"), code_tables)
@@ -173,12 +183,21 @@ def _aggregate(rule: Rule) -> Column | None:
     return {"min": F.min, "max": F.max, "avg": F.avg, "sum": F.sum}[kind](c)
 
 
+def _bound(value: Any, bound: Any) -> Any:
+    """A suite's bound in the aggregate's type: ISO text for a date or a timestamp."""
+    import datetime
+
+    if isinstance(bound, str) and isinstance(value, datetime.date):
+        return type(value).fromisoformat(bound)
+    return bound
+
+
 def _in_range(value: Any, k: dict[str, Any]) -> bool:
     if value is None:
         return False
     if "value" in k:  # *_to_equal
         return value == k["value"]
-    low, high = k.get("min_value"), k.get("max_value")
+    low, high = _bound(value, k.get("min_value")), _bound(value, k.get("max_value"))
     if low is not None and (value <= low if k.get("strict_min") else value < low):
         return False
     return not (high is not None and (value >= high if k.get("strict_max") else value > high))
@@ -197,8 +216,10 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
     ``record_columns`` (default: the suite's key, or every column)."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
+    from pyspark.sql.types import DateType
 
     columns = df.columns
+    date_columns = frozenset(f.name for f in df.schema.fields if isinstance(f.dataType, DateType))
     results: dict[str, RuleResult] = {}
     row_rules: list[tuple[Rule, Column, Column, Column]] = []
     aggregates: list[tuple[Rule, Column]] = []
@@ -212,7 +233,7 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
                                             exception=f"no column(s) {', '.join(missing)} in the data")  # fmt: skip
         elif rule.type in SCHEMA_RULES:
             results[rule.name] = _schema(rule, columns)
-        elif (compiled := _compiled(rule, suite.path.parent / "code_tables")) is not None:
+        elif (compiled := _compiled(rule, suite.path.parent / "code_tables", date_columns)) is not None:
             row_rules.append((rule, *compiled))
         elif (agg := _aggregate(rule)) is not None:
             aggregates.append((rule, agg))
@@ -239,7 +260,9 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
                                   F.sum(F.when(F.col("__n") > 1, F.col("__n"))).alias("unexpected")).first()
             duplicates[rule.name] = (dup, int(figures["considered"] or 0), int(figures["unexpected"] or 0))
         else:
-            dup = dup.select(F.col(c).alias(f"__dupkey{i}"), F.lit(True).alias(f"__dup{i}")).cache()
+            # Not cached: it is read once, by the broadcast join below, and a cached plan keeps
+            # all spark.sql.shuffle.partitions (AQE does not coalesce it).
+            dup = dup.select(F.col(c).alias(f"__dupkey{i}"), F.lit(True).alias(f"__dup{i}"))
             duplicates[rule.name] = (dup, -1, -1)
         passes += 1
 
@@ -255,30 +278,38 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
             considered = F.col(rule.kwargs["column"]).isNotNull()
             unexpected = F.col(f"__dup{i}").isNotNull()
             row_rules.append((rule, considered, unexpected, F.col(rule.kwargs["column"]).cast("string")))
-            measures += [F.count_if(considered).alias(f"__c{len(row_rules) - 1}"),
-                         F.count_if(unexpected).alias(f"__u{len(row_rules) - 1}")]  # fmt: skip
         keep = record_columns or suite.key or columns
         record = F.to_json(F.struct(*[F.col(c) for c in keep]))
-        failures = F.filter(F.array(*[
-            F.when(unexpected, F.struct(F.lit(rule.name).alias("rule"), F.lit(rule.dimension).alias("dimension"),
-                                        F.lit(rule.severity).alias("severity"),
-                                        F.lit(",".join(rule.columns)).alias("column"), value.alias("value"),
-                                        F.lit(_reason(rule)).alias("reason")))
-            for rule, _, unexpected, value in row_rules]), lambda x: x.isNotNull())  # fmt: skip
+        # Each rule's flags once per row, in a projection; the counts observed on those flags;
+        # only the rows failing a rule go on to the anomaly list. (No higher-order function
+        # such as F.filter: it has no code generation, so every rule beneath it would be
+        # evaluated interpreted, row by row.)
+        marked = flagged.select("*", *[flag for i, (_, considered, unexpected, _) in enumerate(row_rules) for flag in
+                                       (considered.alias(f"__considered{i}"), unexpected.alias(f"__failed{i}"))])
+        failed = [F.col(f"__failed{i}") for i in range(len(row_rules))]
+        any_failed = functools.reduce(lambda a, b: a | b, failed, F.lit(False))
+        measures = [F.count(F.lit(1)).alias("__rows")]
+        for i in range(len(row_rules)):
+            measures += [F.count_if(F.col(f"__considered{i}")).alias(f"__c{i}"), F.count_if(failed[i]).alias(f"__u{i}")]
+        measures += [agg.alias(f"__a{i}") for i, (_, agg) in enumerate(aggregates)]
+        measures.append(F.count_if(any_failed).alias("__anomaly_rows"))
+        failures = F.array(*[
+            F.when(flag, F.struct(F.lit(rule.name).alias("rule"), F.lit(rule.dimension).alias("dimension"),
+                                  F.lit(rule.severity).alias("severity"),
+                                  F.lit(",".join(rule.columns)).alias("column"), value.alias("value"),
+                                  F.lit(_reason(rule)).alias("reason")))
+            for flag, (rule, _, _, value) in zip(failed, row_rules, strict=True)])  # fmt: skip
         observed = Observation("quality")
-        measures.append(F.count_if(F.size(failures) > 0).alias("__anomaly_rows"))
-        rows = (flagged.observe(observed, *measures)
-                .select(failures.alias("__failures"), record.alias("record"))
-                .where(F.size("__failures") > 0)
-                .select(F.explode("__failures").alias("f"), "record")
+        rows = (marked.observe(observed, *measures)
+                .where(any_failed)
+                .select(F.explode(failures).alias("f"), record.alias("record"))
+                .where(F.col("f").isNotNull())
                 .select(*[f"f.{c}" for c in ANOMALY_COLUMNS if c != "record"], "record"))  # fmt: skip
         rows.write.mode("overwrite").parquet(anomalies)
         passes += 1
         figures = observed.get
         outcome.anomaly_rows = int(figures["__anomaly_rows"])
         outcome.anomalies_written = int(sum(figures[f"__u{i}"] for i in range(len(row_rules))))
-        for dup, _, _ in duplicates.values():
-            dup.unpersist()
 
     total = int(figures["__rows"])
     outcome.rows = total
@@ -296,7 +327,7 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
                 missing_count=total - considered, unexpected_count=unexpected, evaluated_by="group-by")  # fmt: skip
     for i, (rule, _) in enumerate(aggregates):
         value = figures[f"__a{i}"]
-        value = float(value) if value is not None and not isinstance(value, int) else value
+        value = float(value) if isinstance(value, Decimal) else value
         results[rule.name] = RuleResult(rule, _in_range(value, rule.kwargs), element_count=total,
                                         observed_value=value)  # fmt: skip
     for rule in queries:

@@ -36,6 +36,9 @@ def publish(engine: Engine, manifest: dict[str, Any], suite_path: str, lake_root
     suite = suites.load(suite_path, lake_root)
     if suite.sha256 != figures["suite_sha256"]:
         raise ValueError(f"{suite.path} changed while the check ran: run it again")
+    if figures["mode"] == "stream" and not figures.get("batches"):  # nothing arrived since the last run
+        return {"suite": suite.name, "side": suite.side, "dataset": suite.dataset, "status": "pass", "score": None,
+                "rows": 0, "failed_rules": [], "warned_rules": [], "report": None, "data_docs": None}  # fmt: skip
     score = results.score(suite, figures["results"])
     finished = datetime.fromisoformat(manifest["finished_at"])
     validation = results.validation_result(
@@ -54,10 +57,10 @@ def publish(engine: Engine, manifest: dict[str, Any], suite_path: str, lake_root
         docs_page = f"{docs_uri}/{page.relative_to(site).as_posix()}"
         exports: dict[str, str] = {}
         exported: dict[str, Any] = {}
-        if figures.get("anomalies"):
-            batches = figures.get("batches")
-            sources = ([f"{figures['anomalies']}/batch={b}" for b in batches] if figures["mode"] == "stream"
-                       else [figures["anomalies"]])  # fmt: skip
+        # Stream mode lists the anomalies of this run's micro-batches (none when nothing arrived).
+        sources = ([f"{figures['anomalies']}/batch={b}" for b in figures.get("batches", [])]
+                   if figures["mode"] == "stream" else [figures["anomalies"]]) if figures.get("anomalies") else []
+        if sources:
             exported = report.export_anomalies(sources, local / "run")
             exports = {"anomalies.csv": f"{folder}/anomalies.csv", "anomalies.xlsx": f"{folder}/anomalies.xlsx"}
         run_id = store.record_run(engine, store.RunRef(run["dag_id"], run["run_id"], run["task_id"]), suite,
