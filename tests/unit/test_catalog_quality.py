@@ -19,7 +19,7 @@ import openpyxl
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from govops.ledger.usage import TaskRef
+from govops.ledger.usage import IdempotencyConflict, TaskRef
 from govops.quality import catalog_checks as cc
 
 WHEN = datetime(2026, 8, 3, 1, 0, tzinfo=UTC)
@@ -179,7 +179,7 @@ def test_run_is_idempotent_and_metered_once(conn: Connection) -> None:
     assert conn.execute(text(usage)).all() == [("11", "catalog_entry", 2, 2, "WO-T-CATALOG", "data_catalog")]
 
     # Re-running it against another work order would bill the entries twice: refused, nothing kept.
-    with pytest.raises(cc.CatalogQualityError, match="already metered 2 new catalog entries to work order"):
+    with pytest.raises(IdempotencyConflict, match="already metered 2 new catalog entries to work order"):
         run(conn, "r1", wo="WO-T-OTHER")
     assert conn.execute(text(usage)).all() == [("11", "catalog_entry", 2, 2, "WO-T-CATALOG", "data_catalog")]
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from sqlalchemy import Connection, Engine, text
 
-from govops.ledger.usage import TaskRef
+from govops.ledger.usage import IdempotencyConflict, TaskRef
 from govops.quality import files as F
 from govops.sample_data import sample_files as S
 
@@ -357,5 +357,5 @@ def test_only_new_content_is_metered(conn: Connection, tmp_path: Path) -> None:
             WHERE dag_id = 'quality_file_check' AND run_id IN ('r1', 'r2', 'r3', 'r4') ORDER BY id""")).all()
     assert usage == [("r1", 3, 3, 3, 3), ("r2", 0, 3, 3, 0), ("r3", 1, 3, 3, 1), ("r4", 1, 3, 3, 1)]
     # Re-running a run against another work order would bill its files twice: refused.
-    with pytest.raises(F.FileCheckError, match="already metered 3 new file"):
+    with pytest.raises(IdempotencyConflict, match="already metered 3 new file"):
         _run(conn, folder, "r1", wo="WO-T-OTHER")

@@ -236,6 +236,30 @@ def _apply(conn: Connection, rows: list[dict[str, Any]]) -> RecordResult:
     return RecordResult(inserted=inserted, unchanged=len(rows) - inserted)
 
 
+def recorded_event(
+    conn: Connection, task: TaskRef, service_item_code: str, data_source: str, work_order_id: str | None, what: str
+) -> Any:
+    """The event this task instance already recorded for an item and data source, or None.
+
+    Metering that depends on what earlier runs did (only what is new is billed) must, on a
+    re-run, record exactly these measures again rather than recompute them. A re-run against
+    another work order would bill the same ``what`` twice and is refused."""
+    found = conn.execute(
+        text("""SELECT work_order_id, quantity, records, attributes FROM govops.usage_event
+                 WHERE dag_id = :dag AND run_id = :run AND task_id = :task AND map_index = :mi
+                   AND service_item_code = :item AND data_source = :source ORDER BY id"""),
+        {"dag": task.dag_id, "run": task.run_id, "task": task.task_id, "mi": task.map_index,
+         "item": service_item_code, "source": data_source},
+    ).all()  # fmt: skip
+    for row in found:
+        if (row.work_order_id or "") != (work_order_id or ""):
+            raise IdempotencyConflict(
+                f"{task.dag_id}/{task.run_id} already metered {row.quantity} {what} to work order "
+                f"{row.work_order_id}; metering it against {work_order_id} would bill them twice"
+            )
+    return found[0] if found else None
+
+
 def events_from_manifest(
     manifest: Mapping[str, Any],
     task: TaskRef,

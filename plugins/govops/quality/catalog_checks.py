@@ -548,28 +548,16 @@ def meter(
     """One usage event for the run: the entries checked that no earlier run billed; a
     re-run re-records what the run metered first. Runs inside the caller's transaction
     (which holds the check's lock). Returns checked and new (the quantity metered)."""
-    from govops.ledger.usage import UsageEvent, record_usage
+    from govops.ledger.usage import UsageEvent, record_usage, recorded_event
 
     unknown = sorted(e.dataset for e in result.entries if e.id is None)
     if unknown:
         raise CatalogQualityError(f"entries without their govops.data_catalog id cannot be metered: {unknown[:5]}")
     summary = result.summary()
     checked = summary["entries"]["checked"]
-    earlier = conn.execute(
-        text("""SELECT work_order_id, quantity, records, attributes FROM govops.usage_event
-                 WHERE dag_id = :dag AND run_id = :run AND task_id = :task AND map_index = :mi
-                   AND service_item_code = :item AND data_source = :source ORDER BY id"""),
-        {"dag": task.dag_id, "run": task.run_id, "task": task.task_id, "mi": task.map_index, "item": SERVICE_ITEM,
-         "source": DATA_SOURCE},
-    ).all()  # fmt: skip
-    for row in earlier:
-        if (row.work_order_id or "") != (work_order_id or ""):
-            raise CatalogQualityError(
-                f"{task.dag_id}/{task.run_id} already metered {row.quantity} new catalog entries to work order "
-                f"{row.work_order_id}; metering it against {work_order_id} would bill them twice"
-            )
-    if earlier:  # a re-run: exactly the measures of the first time
-        quantity, records, attributes = earlier[0].quantity, earlier[0].records, earlier[0].attributes
+    earlier = recorded_event(conn, task, SERVICE_ITEM, DATA_SOURCE, work_order_id, "new catalog entries")
+    if earlier is not None:  # a re-run: exactly the measures of the first time
+        quantity, records, attributes = earlier.quantity, earlier.records, earlier.attributes
     else:
         ids = {e.id for e in result.entries}
         new = sorted(ids - billed_entries(conn, ids, excluding=task))

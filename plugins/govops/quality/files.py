@@ -75,7 +75,7 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Connection, Engine, text
 
-from govops.ledger.usage import TaskRef, UsageEvent, record_usage
+from govops.ledger.usage import TaskRef, UsageEvent, record_usage, recorded_event
 
 ZONES = ("sharing", "open")
 FILE_CATALOG = "_file_catalog.yaml"
@@ -940,24 +940,6 @@ def new_files(target: Engine | Connection, dag_id: str, run_id: str) -> int:
         return int(conn.execute(text(_NEW_FILES), {"dag": dag_id, "run": run_id}).scalar_one())
 
 
-def _metered(conn: Connection, task: TaskRef, zone: str, work_order_id: str | None) -> Any:
-    """The event this task already recorded for the zone, or None; refuses another work order."""
-    found = conn.execute(
-        text("""SELECT work_order_id, quantity, records, attributes FROM govops.usage_event
-                 WHERE dag_id = :dag AND run_id = :run AND task_id = :task AND map_index = :mi
-                   AND service_item_code = :item AND data_source = :zone ORDER BY id"""),
-        {"dag": task.dag_id, "run": task.run_id, "task": task.task_id, "mi": task.map_index, "item": SERVICE_ITEM,
-         "zone": zone},
-    ).all()  # fmt: skip
-    for row in found:
-        if (row.work_order_id or "") != (work_order_id or ""):
-            raise FileCheckError(
-                f"{task.dag_id}/{task.run_id} already metered {row.quantity} new file(s) of zone {zone} to work "
-                f"order {row.work_order_id}; metering it against {work_order_id} would bill them twice"
-            )
-    return found[0] if found else None
-
-
 def meter_run(
     target: Engine | Connection, task: TaskRef, *, work_order_id: str | None, summary: Mapping[str, Any]
 ) -> dict[str, int]:
@@ -971,7 +953,8 @@ def meter_run(
         wanted = {k: summary[k] for k in ("checked", "ok", "failed")}
         if recorded != wanted:
             raise FileCheckError(f"{task.dag_id}/{task.run_id}: the check log holds {recorded}, the run {wanted}")
-        earlier = _metered(conn, task, summary["zone"], work_order_id)
+        earlier = recorded_event(conn, task, SERVICE_ITEM, summary["zone"], work_order_id,
+                                 f"new file(s) of zone {summary['zone']}")
         if earlier is not None:  # a re-run: exactly the measures of the first time
             quantity, records, attributes = earlier.quantity, earlier.records, earlier.attributes
         else:
