@@ -134,7 +134,8 @@ def _stream(ctx: job.JobContext, suite: Any) -> dict[str, Any]:
         "rows": sum(r["rows"] for r in records), "batches": ids, "results": list(totals.values()),
         "anomaly_rows": sum(r["anomaly_rows"] or 0 for r in records),
         "anomalies_written": sum(r["anomalies_written"] or 0 for r in records),
-        "by_gx": records[-1]["by_gx"] if records else [], "anomalies": anomalies_root,
+        "by_gx": records[-1]["by_gx"] if records else [],
+        "anomalies": None if a.anomaly_list == "off" else anomalies_root,
         "stream_id": _stream_id(ctx, checkpoint),
     }  # fmt: skip
 
