@@ -136,14 +136,8 @@ def _stream(ctx: job.JobContext, suite: Any) -> dict[str, Any]:
         "anomalies_written": sum(r["anomalies_written"] or 0 for r in records),
         "by_gx": records[-1]["by_gx"] if records else [],
         "anomalies": None if a.anomaly_list == "off" else anomalies_root,
-        "stream_id": _stream_id(ctx, checkpoint),
+        "stream_id": stream.checkpoint_stream_id(ctx.fs, checkpoint),
     }  # fmt: skip
-
-
-def _stream_id(ctx: job.JobContext, checkpoint: str) -> str | None:
-    if not ctx.fs.exists(f"{checkpoint}/metadata"):
-        return None
-    return json.loads(ctx.fs.read_text(f"{checkpoint}/metadata"))["id"]
 
 
 def main() -> None:

@@ -268,7 +268,7 @@ def extract_stream(ctx: job.JobContext) -> None:
     spec = PipelineSpec.model_validate(json.loads(a.spec))
     checkpoint = stream.checkpoint_uri(ctx.lake_root, spec.pipeline)
     records_dir = stream.records_uri(ctx.lake_root, spec.pipeline)
-    found = stream_id_of(ctx, checkpoint)
+    found = stream.checkpoint_stream_id(ctx.fs, checkpoint)
     if a.stream_id and found != a.stream_id:
         raise RuntimeError(f"{checkpoint}: the checkpoint is stream {found}, prepare saw {a.stream_id}: "
                            "it was replaced since; run again")  # fmt: skip
@@ -304,12 +304,6 @@ def extract_stream(ctx: job.JobContext) -> None:
             raise RuntimeError(f"{spec.pipeline} batch {batch_id}: the query's progress counted {seen['rows']} "
                                f"input rows (observed {observed}), the batch recorded {record['input']}")  # fmt: skip
     finish_manifest(ctx, spec, records, found, ran)
-
-
-def stream_id_of(ctx: job.JobContext, checkpoint: str) -> str | None:
-    if not ctx.fs.exists(f"{checkpoint}/metadata"):
-        return None
-    return json.loads(ctx.fs.read_text(f"{checkpoint}/metadata"))["id"]
 
 
 def finish_manifest(

@@ -18,14 +18,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
 
+from govops.errors import CodedError
 from govops.service_items import SERVICE_ITEMS, UNITS
 
 
-class LedgerError(Exception):
+class LedgerError(CodedError):
     code = "LEDGER_ERROR"
-
-    def __str__(self) -> str:
-        return f"{self.code}: {super().__str__()}"
 
 
 class InvalidUsage(LedgerError, ValueError):

@@ -17,7 +17,10 @@ stream (``usage_event.attributes->>'stream_batch_to'``), whichever run processed
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from govops.spark.lake import HadoopFS
 
 RECORD_DIGITS = 12  # batch records sort by name
 
@@ -45,6 +48,14 @@ def stream_id(lake_root: str, pipeline: str) -> str | None:
             return json.loads(stream.read())["id"]
     except FileNotFoundError:
         return None
+
+
+def checkpoint_stream_id(fs: HadoopFS, checkpoint: str) -> str | None:
+    """The query id in a checkpoint's metadata, read by a Spark job through its JVM's
+    filesystem; None before the first run."""
+    if not fs.exists(f"{checkpoint}/metadata"):
+        return None
+    return json.loads(fs.read_text(f"{checkpoint}/metadata"))["id"]
 
 
 def metering_plan(

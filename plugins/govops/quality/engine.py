@@ -107,18 +107,6 @@ class RuleResult:
     evaluated_by: str = "single-pass"  # single-pass / group-by / schema / query / great_expectations
     exception: str | None = None
 
-    @property
-    def considered(self) -> int:
-        return self.element_count - self.missing_count
-
-    @property
-    def unexpected_percent(self) -> float | None:
-        return 100.0 * self.unexpected_count / self.considered if self.considered else None
-
-    @property
-    def is_row_rule(self) -> bool:
-        return self.observed_value is None and self.evaluated_by != "schema"
-
 
 @dataclass
 class Outcome:
@@ -209,11 +197,21 @@ def _mostly(considered: int, unexpected: int, mostly: float | None) -> bool:
     return (considered - unexpected) / considered >= (1.0 if mostly is None else mostly)
 
 
-def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, record_columns: list[str] | None = None,
-             spark_gx_fallback: bool = True) -> Outcome:  # fmt: skip
+def _measures(flags: list[tuple[Column, Column]], aggregates: list[tuple[Rule, Column]]) -> list[Column]:
+    """The one aggregation: rows, then per row rule its considered and unexpected rows (from
+    its (considered, unexpected) flags), then the aggregates."""
+    from pyspark.sql import functions as F
+
+    measures = [F.count(F.lit(1)).alias("__rows")]
+    for i, (considered, unexpected) in enumerate(flags):
+        measures += [F.count_if(considered).alias(f"__c{i}"), F.count_if(unexpected).alias(f"__u{i}")]
+    return measures + [agg.alias(f"__a{i}") for i, (_, agg) in enumerate(aggregates)]
+
+
+def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None) -> Outcome:
     """Evaluate ``suite`` on ``df``; with ``anomalies`` (a Parquet URI), also write the
-    anomaly list there: one row per failing (record, rule), with the record as JSON of
-    ``record_columns`` (default: the suite's key, or every column)."""
+    anomaly list there: one row per failing (record, rule), with the record as JSON of the
+    suite's key columns (or of every column)."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
     from pyspark.sql.types import DateType
@@ -244,41 +242,35 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
         else:
             fallback.append(rule)
 
-    measures = [F.count(F.lit(1)).alias("__rows")]
-    for i, (_, considered, unexpected, _) in enumerate(row_rules):
-        measures += [F.count_if(considered).alias(f"__c{i}"), F.count_if(unexpected).alias(f"__u{i}")]
-    measures += [agg.alias(f"__a{i}") for i, (_, agg) in enumerate(aggregates)]
-
     passes = 0
-    duplicates: dict[str, tuple[DataFrame, int, int]] = {}
-    for i, rule in enumerate(unique):  # the group-by pass(es): duplicated values and the rows holding them
+    dup_counts: dict[str, tuple[int, int]] = {}  # counts only: (considered, unexpected) per unique rule
+    dup_keys: list[DataFrame] = []  # with an anomaly list: the duplicated values, joined to flag their rows
+    for i, rule in enumerate(unique):  # the group-by pass(es)
         c = rule.kwargs["column"]
         counted = df.where(F.col(c).isNotNull()).groupBy(c).agg(F.count(F.lit(1)).alias("__n"))
-        dup = counted.where(F.col("__n") > 1)
         if anomalies is None:
             figures = counted.agg(F.sum("__n").alias("considered"),
                                   F.sum(F.when(F.col("__n") > 1, F.col("__n"))).alias("unexpected")).first()
-            duplicates[rule.name] = (dup, int(figures["considered"] or 0), int(figures["unexpected"] or 0))
+            dup_counts[rule.name] = (int(figures["considered"] or 0), int(figures["unexpected"] or 0))
         else:
             # Not cached: it is read once, by the broadcast join below, and a cached plan keeps
             # all spark.sql.shuffle.partitions (AQE does not coalesce it).
-            dup = dup.select(F.col(c).alias(f"__dupkey{i}"), F.lit(True).alias(f"__dup{i}"))
-            duplicates[rule.name] = (dup, -1, -1)
+            dup_keys.append(counted.where(F.col("__n") > 1).select(F.col(c).alias(f"__dupkey{i}"),
+                                                                    F.lit(True).alias(f"__dup{i}")))  # fmt: skip
         passes += 1
 
     outcome = Outcome(rows=0, results=[])
     if anomalies is None:
-        figures = df.agg(*measures).first().asDict()
+        figures = df.agg(*_measures([(c, u) for _, c, u, _ in row_rules], aggregates)).first().asDict()
         passes += 1
     else:
         flagged = df
-        for i, rule in enumerate(unique):
-            dup = duplicates[rule.name][0]
+        for i, (rule, dup) in enumerate(zip(unique, dup_keys, strict=True)):
             flagged = flagged.join(F.broadcast(dup), F.col(rule.kwargs["column"]) == F.col(f"__dupkey{i}"), "left")
             considered = F.col(rule.kwargs["column"]).isNotNull()
             unexpected = F.col(f"__dup{i}").isNotNull()
             row_rules.append((rule, considered, unexpected, F.col(rule.kwargs["column"]).cast("string")))
-        keep = record_columns or suite.key or columns
+        keep = suite.key or columns
         record = F.to_json(F.struct(*[F.col(c) for c in keep]))
         # Each rule's flags once per row, in a projection; the counts observed on those flags;
         # only the rows failing a rule go on to the anomaly list. (No higher-order function
@@ -288,10 +280,7 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
                                        (considered.alias(f"__considered{i}"), unexpected.alias(f"__failed{i}"))])
         failed = [F.col(f"__failed{i}") for i in range(len(row_rules))]
         any_failed = functools.reduce(lambda a, b: a | b, failed, F.lit(False))
-        measures = [F.count(F.lit(1)).alias("__rows")]
-        for i in range(len(row_rules)):
-            measures += [F.count_if(F.col(f"__considered{i}")).alias(f"__c{i}"), F.count_if(failed[i]).alias(f"__u{i}")]
-        measures += [agg.alias(f"__a{i}") for i, (_, agg) in enumerate(aggregates)]
+        measures = _measures([(F.col(f"__considered{i}"), failed[i]) for i in range(len(row_rules))], aggregates)
         measures.append(F.count_if(any_failed).alias("__anomaly_rows"))
         failures = F.array(*[
             F.when(flag, F.struct(F.lit(rule.name).alias("rule"), F.lit(rule.dimension).alias("dimension"),
@@ -321,7 +310,7 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
             evaluated_by="group-by" if rule in unique else "single-pass")  # fmt: skip
     for rule in unique:
         if anomalies is None:
-            _, considered, unexpected = duplicates[rule.name]
+            considered, unexpected = dup_counts[rule.name]
             results[rule.name] = RuleResult(
                 rule, _mostly(considered, unexpected, rule.kwargs.get("mostly")), element_count=total,
                 missing_count=total - considered, unexpected_count=unexpected, evaluated_by="group-by")  # fmt: skip
@@ -336,8 +325,6 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None, *, recor
             outcome.anomalies_written = (outcome.anomalies_written or 0) + results[rule.name].unexpected_count
         passes += 1
     if fallback:
-        if not spark_gx_fallback:
-            raise ValueError(f"{suite.path}: rules {[r.name for r in fallback]} need the GX engine")
         results.update(_with_gx(df, suite, fallback, total))
         outcome.by_gx = [r.name for r in fallback]
     outcome.results = [results[r.name] for r in suite.rules]

@@ -75,6 +75,7 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Connection, Engine, text
 
+from govops.errors import CodedError
 from govops.ledger.usage import TaskRef, UsageEvent, record_usage, recorded_event
 
 ZONES = ("sharing", "open")
@@ -122,11 +123,8 @@ _CATALOG_FORMAT = re.compile(r"^file \((\w+)\)$")  # govops.data_catalog.databas
 _CHUNK = 1 << 16
 
 
-class FileCheckError(Exception):
+class FileCheckError(CodedError):
     code = "FILE_CHECK_ERROR"
-
-    def __str__(self) -> str:
-        return f"{self.code}: {super().__str__()}"
 
 
 class ReplacementError(FileCheckError):

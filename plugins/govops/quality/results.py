@@ -29,10 +29,21 @@ class Score:
     warned_rules: list[str]  # severity warn, not met
 
 
+def table_level(figure: dict[str, Any]) -> bool:
+    """A rule judged on the table (an aggregate, the schema, a query), not row by row."""
+    return figure.get("observed_value") is not None or figure.get("evaluated_by") in ("schema", "query")
+
+
+def unexpected_percent(figure: dict[str, Any]) -> float | None:
+    """GX's unexpected_percent: of the rows considered (not missing)."""
+    considered = figure["element_count"] - figure["missing_count"]
+    return 100.0 * figure["unexpected_count"] / considered if considered else None
+
+
 def rule_pass_ratio(figure: dict[str, Any]) -> float:
     """Share of the considered rows that meet a row rule; 1 or 0 for a table-level rule."""
     considered = figure["element_count"] - figure["missing_count"]
-    if figure.get("observed_value") is not None or figure.get("evaluated_by") in ("schema", "query"):
+    if table_level(figure):
         return 1.0 if figure["success"] else 0.0
     if figure.get("exception"):
         return 0.0
@@ -60,21 +71,20 @@ def score(suite: Suite, figures: list[dict[str, Any]]) -> Score:
 
 
 def _result_dict(figure: dict[str, Any]) -> dict[str, Any]:
-    if figure.get("observed_value") is not None or figure.get("evaluated_by") in ("schema", "query"):
+    if table_level(figure):
         found = {"observed_value": figure.get("observed_value")}
         if figure.get("evaluated_by") == "query":
             found["details"] = {"unexpected_rows": figure["unexpected_count"]}
         return found
     total, missing, unexpected = figure["element_count"], figure["missing_count"], figure["unexpected_count"]
-    considered = total - missing
     return {
         "element_count": total,
         "missing_count": missing,
         "missing_percent": 100.0 * missing / total if total else None,
         "unexpected_count": unexpected,
-        "unexpected_percent": 100.0 * unexpected / considered if considered else None,
+        "unexpected_percent": unexpected_percent(figure),
         "unexpected_percent_total": 100.0 * unexpected / total if total else None,
-        "unexpected_percent_nonmissing": 100.0 * unexpected / considered if considered else None,
+        "unexpected_percent_nonmissing": unexpected_percent(figure),
         "partial_unexpected_list": figure.get("partial_unexpected_list") or [],
     }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from govops import identifiers
+from govops.quality.suites import SUITES_DIR
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +26,7 @@ MOBILE_REGEX = r"^1[3-9][0-9]{9}$"
 # Area code 0 + 2-3 digits (optional dash), a 7-8 digit number, an optional extension.
 LANDLINE_REGEX = r"^(0[1-9][0-9]{1,2}-?)?[2-9][0-9]{6,7}(-[0-9]{1,6})?$"
 CHINA_BOUNDS = (73.5, 3.8, 135.1, 53.6)  # lon min, lat min, lon max, lat max (WGS-84)
-CODE_TABLES_DIR = Path(__file__).resolve().parents[3] / "include" / "quality_suites" / "code_tables"
+CODE_TABLES_DIR = SUITES_DIR / "code_tables"
 
 
 def resident_id(column: Column) -> Column:

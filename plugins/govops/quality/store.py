@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from govops.quality.results import Score
+from govops.quality.results import Score, unexpected_percent
 from govops.quality.suites import Suite
 
 
@@ -66,8 +66,7 @@ def record_run(
                     "id": run_id, "rule": f["rule"], "type": f["type"], "column": ",".join(f["columns"]) or None,
                     "dimension": f["dimension"], "severity": f["severity"],
                     "rows": f["element_count"] - f["missing_count"], "unexpected": f["unexpected_count"],
-                    "percent": (100.0 * f["unexpected_count"] / (f["element_count"] - f["missing_count"])
-                                if f["element_count"] - f["missing_count"] else None),
+                    "percent": unexpected_percent(f),
                     "ok": bool(f["success"]),
                 }
                 for f in figures["results"]

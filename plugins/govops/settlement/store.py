@@ -13,16 +13,14 @@ import yaml
 from sqlalchemy import Connection, Engine, text
 
 from govops import settings
+from govops.errors import CodedError
 from govops.settlement import rules
 from govops.settlement.catalog import CATALOG_FILE, CONTRACT_FILE, parse_contract
 from govops.settlement.engine import compute_statement, content_hash
 
 
-class SettlementError(ValueError):
+class SettlementError(CodedError, ValueError):
     code = "SETTLEMENT_REFUSED"
-
-    def __str__(self) -> str:
-        return f"{self.code}: {super().__str__()}"
 
 
 class PeriodClosed(SettlementError):

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from govops.errors import CodedError
 from govops.service_items import SERVICE_ITEMS
 from govops.settlement.catalog import Catalog
 
@@ -28,11 +29,8 @@ TRANSITIONS = {
 RUNNABLE = ("approved", "in_progress", "rework")
 
 
-class WorkOrderError(ValueError):
+class WorkOrderError(CodedError, ValueError):
     code = "WORK_ORDER_REFUSED"
-
-    def __str__(self) -> str:
-        return f"{self.code}: {super().__str__()}"
 
 
 @dataclass(frozen=True)
