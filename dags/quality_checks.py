@@ -110,7 +110,7 @@ with DAG(
     @task
     def gate(summary: dict) -> dict:
         """A failing check stops here: its batch goes no further."""
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         if summary["status"] == "fail":
             raise AirflowFailException(
