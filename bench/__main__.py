@@ -21,6 +21,10 @@
    5,000,000) with 1 and 2 cores: the check engine counts-only and with the full anomaly
    list, plain GX 1.x with its default result format and a hand-written Spark pass, with
    identical counts; and the check_quality job end to end (bench/quality.py).
+9. Security services: on N persons-like rows (default 5,000,000) with 1 and 2 cores,
+   labeling and each masking rule (partial, HMAC-SHA256 / SM3 pseudonyms, FF1, AES-GCM)
+   rows/s next to pure-Python FF1, and archive / restore MB/s next to a plain file copy
+   (bench/security.py).
 
 Uses its own ledger database (govops_bench) and lake (GOVOPS_HOME/bench-lake).
 """
@@ -218,10 +222,11 @@ def main() -> None:
     parser.add_argument("--source-rows", type=int, default=5_000_000)
     parser.add_argument("--jdbc-partitions", type=int, default=4)
     parser.add_argument("--quality-rows", type=int, default=5_000_000)
+    parser.add_argument("--security-rows", type=int, default=5_000_000)
     parser.add_argument(
-        "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction", "quality"),
-        default=None,
-    )
+        "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction", "quality",
+                           "security"), default=None,
+    )  # fmt: skip
     args = parser.parse_args()
     url = _fresh_ledger()
     os.environ["GOVOPS_DATABASE_URL"] = url
@@ -248,6 +253,10 @@ def main() -> None:
         from bench.quality import bench_quality
 
         bench_quality(args.quality_rows)
+    if args.only in (None, "security"):
+        from bench.security import bench_security
+
+        bench_security(args.security_rows)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@ PostgreSQL server ``./dev`` provides, a temporary lake, and the front-end databa
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,26 @@ from sqlalchemy.engine import make_url
 from govops import settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The tests' own master key (govops.security.keys): a connections file of Airflow's local-
+# filesystem secrets backend in a temporary folder, set before anything loads Airflow's
+# backends, so tests never touch the developer's key and can rotate theirs.
+MASTER_KEYS_FILE = Path(tempfile.mkdtemp(prefix="govops-test-secrets-")) / "connections.json"
+
+
+def write_master_keys(current: tuple[int, bytes], *previous: tuple[int, bytes]) -> None:
+    """The test master key's connections: the current version and, after a rotation, older ones."""
+    def conn(version: int, key: bytes) -> dict:
+        return {"conn_type": "generic", "password": base64.b64encode(key).decode(), "extra": {"version": version}}
+
+    body = {"govops_master_key": conn(*current), **{f"govops_master_key_v{v}": conn(v, k) for v, k in previous}}
+    MASTER_KEYS_FILE.write_text(json.dumps(body))
+
+
+write_master_keys((1, os.urandom(32)))
+os.environ.pop("AIRFLOW_CONN_GOVOPS_MASTER_KEY", None)
+os.environ["AIRFLOW__SECRETS__BACKEND"] = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
+os.environ["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({"connections_file_path": str(MASTER_KEYS_FILE)})
 
 
 def _server_url() -> str:
@@ -45,6 +68,11 @@ def ledger_url() -> Iterator[str]:
 @pytest.fixture
 def fresh_ledger() -> Iterator[Engine]:
     """A database of its own for one test (settlement periods may not overlap)."""
+    yield from own_ledger()
+
+
+def own_ledger() -> Iterator[Engine]:
+    """A new migrated ledger database, dropped afterwards (for fixtures of any scope)."""
     from govops.ledger.migrate import upgrade
 
     server = make_url(_server_url())

@@ -44,7 +44,7 @@ def demo(args: argparse.Namespace) -> int:
     from govops.pipelines.spec import load_spec, spec_files
     from govops.sample_data import SampleConfig, generate, load_sample
 
-    print(f"1/4 sample data (seed {args.seed}, {args.persons} persons) -> front-end database (前置库) and landing")
+    print(f"1/5 sample data (seed {args.seed}, {args.persons} persons) -> front-end database (前置库) and landing")
     report = load_sample(settings.connection_url(settings.SOURCE_CONN_ID), seed=args.seed, persons=args.persons)
     for table, rows in report.items():
         print(f"    {table}: {rows} rows")
@@ -58,7 +58,7 @@ def demo(args: argparse.Namespace) -> int:
     if args.pipeline:
         specs = [s for s in specs if s.pipeline in args.pipeline]
     _ensure_work_orders(specs, logical_date)
-    print(f"2/4 running {len(specs)} pipeline DAG(s) from include/pipelines/ (logical date {logical_date:%Y-%m-%d})")
+    print(f"2/5 running {len(specs)} pipeline DAG(s) from include/pipelines/ (logical date {logical_date:%Y-%m-%d})")
     failed = []
     for spec in specs:
         dag_id = f"pipeline_{spec.pipeline}"
@@ -76,12 +76,13 @@ def demo(args: argparse.Namespace) -> int:
             )
     if not args.pipeline:
         failed += _quality_services(logical_date)
-    print("4/4 outputs")
+        failed += _security_services(logical_date)
+    print("5/5 outputs")
     print(f"    lake:      {settings.lake_root()}/raw/ (rejects/ keeps every rejected record with its reason)")
     print(f"    manifests: {settings.lake_root()}/_manifests/")
     print(f"    ledger:    govops.usage_event, govops.extraction_run, govops.data_catalog in {_redacted_ledger_url()}")
     print("    reports:   ./dev python -m govops.pipelines summary --month YYYY-MM --out summary.html;")
-    print(f"               quality reports and GX data docs under {settings.lake_root()}/reports/")
+    print(f"               quality reports and GX data docs, security reports under {settings.lake_root()}/reports/")
     for dag_id, run_id, states in failed:
         print(f"DAG run {dag_id} {run_id} failed: {states}", file=sys.stderr)
     print("Re-running with the same logical date re-runs these runs and meters nothing twice.")
@@ -102,7 +103,7 @@ def _quality_services(logical_date: datetime) -> list[tuple[str, str, dict]]:
     for order, item, difficulty, unit in SERVICE_DEMO_WORK_ORDERS:
         ensure_demo_work_order(engine, order, item, on=logical_date.date(), difficulty=difficulty, unit=unit)
     sample_file_zone(url)
-    print("3/4 quality services (items 07, 09, 11)")
+    print("3/5 quality services (items 07, 09, 11)")
     failed = []
     check = run_dag("quality_check", conf={"suite": "public_security_persons.ingestion"}, logical_date=logical_date)
     with engine.connect() as conn:
@@ -126,6 +127,51 @@ def _quality_services(logical_date: datetime) -> list[tuple[str, str, dict]]:
             counts = conn.execute(text(f"SELECT {what}, count(*) FROM govops.{table} WHERE run_id = :r "
                                        "GROUP BY 1 ORDER BY 2 DESC"), {"r": result.run_id}).all()  # fmt: skip
         print(f"    {dag_id}: " + ", ".join(f"{n} {k}" for k, n in counts))
+        for usage in usage_of_run(dag_id, result.run_id):
+            print(f"      usage: work order {usage['work_order_id']} item {usage['service_item_code']}: "
+                  f"{usage['quantity']} {usage['unit']}(s)")
+    engine.dispose()
+    return failed
+
+
+def _security_services(logical_date: datetime) -> list[tuple[str, str, dict]]:
+    """The security DAGs over what the pipelines loaded: label the persons (item 06), publish
+    their masked copy to the sharing zone (20), assess the lake (19), and archive the sample
+    service events older than their retention (21)."""
+    from sqlalchemy import create_engine, text
+
+    from govops.dag_runs import run_dag
+    from govops.security.archive_sample import DEMO_DATASET, write_sample_events
+    from govops.security.assessment import ensure_sample_grants
+
+    print("4/5 security services (items 06, 20, 19, 21)")
+    engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+    lake = settings.lake_root()
+    if lake.startswith("file://") and not Path(lake.removeprefix("file://"), DEMO_DATASET).exists():
+        write_sample_events(lake)
+    ensure_sample_grants(engine)
+    failed = []
+    steps = [
+        ("security_labeling", {}, """SELECT format('%s: %s rows, %s columns labeled, %s sensitive', dataset,
+                rows_labeled, columns_labeled, sensitive_columns) FROM govops.security_labeling_run
+                WHERE run_id = :r"""),
+        ("security_masking", {}, """SELECT format('%s -> %s: %s rows controlled', dataset, output_dataset,
+                rows_controlled) FROM govops.security_masking_run WHERE run_id = :r"""),
+        ("security_assessment", {}, """SELECT format('%s datasets, %s rows assessed, %s open findings; report %s',
+                datasets, rows_assessed, findings_open, report_uri) FROM govops.security_assessment_run
+                WHERE run_id = :r"""),
+        ("security_archive", {"action": "archive", "as_of": logical_date.date().isoformat()},
+         """SELECT format('%s: %s partitions archived, %s rows', dataset, count(*), sum(rows))
+              FROM govops.security_archive_operation WHERE run_id = :r AND kind = 'archive' GROUP BY dataset"""),
+    ]  # fmt: skip
+    for dag_id, conf, summary in steps:
+        result = run_dag(dag_id, conf=conf, logical_date=logical_date)
+        if result.state != "success":
+            failed.append((dag_id, result.run_id, result.task_states))
+            continue
+        with engine.connect() as conn:
+            line = conn.execute(text(summary), {"r": result.run_id}).scalar()
+        print(f"    {dag_id}: {line or 'nothing to do'}")
         for usage in usage_of_run(dag_id, result.run_id):
             print(f"      usage: work order {usage['work_order_id']} item {usage['service_item_code']}: "
                   f"{usage['quantity']} {usage['unit']}(s)")

@@ -9,6 +9,7 @@ it as the task's XCom.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,9 +20,13 @@ from govops import settings
 from govops.spark import jdbc
 from govops.spark import manifest as manifests
 
+KEYS_ENV = "GOVOPS_DATA_KEYS"  # read (and removed from its environment) by spark_jobs/mask_dataset.py
+
 
 class SparkJobOperator(SparkSubmitOperator):
-    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "job_args", "work_order_id", "department")
+    template_fields: Sequence[str] = (
+        *SparkSubmitOperator.template_fields, "job_args", "work_order_id", "department", "data_key",
+    )
     ui_color = "#fde9c9"
 
     def __init__(
@@ -32,6 +37,7 @@ class SparkJobOperator(SparkSubmitOperator):
         work_order_id: str | None = None,
         department: str | None = None,
         jdbc_conn_id: str | None = None,
+        data_key: str | None = None,
         meter: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -43,6 +49,7 @@ class SparkJobOperator(SparkSubmitOperator):
         self.work_order_id = work_order_id
         self.department = department
         self.jdbc_conn_id = jdbc_conn_id
+        self.data_key = data_key
         self.meter = meter
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -81,6 +88,10 @@ class SparkJobOperator(SparkSubmitOperator):
             self.env_vars = {**(self.env_vars or {}), jdbc.PASSWORD_ENV: source.password or ""}
             if self.jars is None:
                 self.jars = ",".join(settings.jdbc_jars()) or None
+        if self.data_key:
+            # The data key's versions, unwrapped now, go in the job's environment (as the JDBC
+            # password does) and are masked in every log line Airflow writes.
+            self.env_vars = {**(self.env_vars or {}), KEYS_ENV: self._data_keys()}
         self.application_args = [str(x) for k, v in args.items() if v is not None for x in (f"--{k}", v)]
         self.py_files = str(build_zip())
         super().execute(context)
@@ -109,3 +120,22 @@ class SparkJobOperator(SparkSubmitOperator):
             self.log.info("metered %s: %d new event(s), %d already recorded", uri, result.inserted, result.unchanged)
         manifest["manifest_uri"] = uri
         return manifest
+
+    def _data_keys(self) -> str:
+        from airflow.sdk.log import mask_secret
+        from sqlalchemy import create_engine
+
+        from govops.security import keys
+
+        engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
+        try:
+            with engine.begin() as conn:
+                active, _ = keys.data_key(conn, self.data_key, by=f"{self.dag_id}.{self.task_id}")
+                versions = keys.key_versions(conn, self.data_key)
+        finally:
+            engine.dispose()
+        payload = keys.encode_for_job(self.data_key, versions, active)
+        mask_secret(payload)
+        for key in versions.values():
+            mask_secret(base64.b64encode(key).decode())
+        return payload

@@ -69,6 +69,7 @@ def compute_environment(environ: dict[str, str]) -> dict[str, str]:
     if not environ.get(spark_conn):
         env[spark_conn] = json.dumps({"conn_type": "spark", "host": "local[*]"})
     env.setdefault("AIRFLOW_HOME", environ.get("AIRFLOW_HOME", str(home / "airflow")))
+    env.update(dev_secrets_backend(environ, home / "secrets"))
     for key, value in {
         "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
@@ -79,6 +80,31 @@ def compute_environment(environ: dict[str, str]) -> dict[str, str]:
         if not environ.get(key):
             env[key] = value
     return env
+
+
+def dev_secrets_backend(environ: dict[str, str], folder: Path) -> dict[str, str]:
+    """When no secrets backend and no master key are configured: Airflow's local-filesystem
+    secrets backend over ``folder/connections.json`` (mode 600), holding a random master key
+    (the connection ``govops_master_key``) made once. The key never enters the environment,
+    so ``./dev env`` and process listings do not show it."""
+    from govops.security.keys import KEY_BYTES, MASTER_CONN_ID
+
+    if environ.get("AIRFLOW__SECRETS__BACKEND") or environ.get(_airflow_conn_env(MASTER_CONN_ID)):
+        return {}
+    path = folder / "connections.json"
+    if not path.exists():
+        import base64
+
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = base64.b64encode(os.urandom(KEY_BYTES)).decode()
+        body = {MASTER_CONN_ID: {"conn_type": "generic", "password": key, "extra": {"version": 1}}}
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            json.dump(body, out, indent=2)
+    return {
+        "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"connections_file_path": str(path)}),
+    }
 
 
 def migrate_airflow_db(full_env: dict[str, str]) -> None:
@@ -106,6 +132,10 @@ SERVICE_DEMO_WORK_ORDERS = (
     ("WO-DEMO-QUALITY", "07", Decimal(1), "table"),  # quality_check, batch mode: tables
     ("WO-DEMO-FILES", "09", Decimal(1), None),  # quality_file_check: files
     ("WO-DEMO-CATALOG", "11", Decimal(1), None),  # catalog_quality_check: catalog entries
+    ("WO-DEMO-LABEL", "06", Decimal(1), None),  # security_labeling: records labeled
+    ("WO-DEMO-ASSESS", "19", Decimal(1), None),  # security_assessment: records assessed
+    ("WO-DEMO-MASK", "20", Decimal(1), None),  # security_masking: records controlled
+    ("WO-DEMO-ARCHIVE", "21", Decimal(1), None),  # security_archive: records archived or destroyed
 )
 
 

@@ -52,6 +52,13 @@ class HadoopFS:
             return []
         return sorted(str(s.getPath().getName()) for s in self._fs(uri).listStatus(self._path(uri)))
 
+    def list_dirs(self, uri: str) -> list[str]:
+        """The names of the subdirectories of a directory, sorted; none when it does not exist."""
+        if not self.exists(uri):
+            return []
+        statuses = self._fs(uri).listStatus(self._path(uri))
+        return sorted(str(s.getPath().getName()) for s in statuses if s.isDirectory())
+
     def read_text(self, uri: str) -> str:
         """A small UTF-8 file's text."""
         stream = self._fs(uri).open(self._path(uri))

@@ -69,6 +69,14 @@ def java_district_expression(column: str) -> str:
     return f"CASE WHEN {district} = '' AND {city} LIKE '%市' AND {street} != '' THEN {city} ELSE {district} END"
 
 
+def java_down_to_district_expression(column: str) -> str:
+    """The address cut after its district (上海市青浦区华新镇…: 上海市青浦区) as a Spark SQL
+    expression, '' when it names no district (masking's generalization to the district)."""
+    province, city, district, street = _java_groups(column, 4, (1, 2, 3, 4))
+    named = f"({district} != '' OR ({city} LIKE '%市' AND {street} != ''))"
+    return f"CASE WHEN {named} THEN concat({province}, {city}, {district}) ELSE '' END"
+
+
 def java_standard_form_expression(column: str) -> str:
     """:func:`standard_form` as a Spark SQL expression ('' when the address has none)."""
     return "concat({}, {}, {})".format(*_java_groups(column, len(LEVELS), (4, 5, 6)))
