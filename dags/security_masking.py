@@ -62,8 +62,7 @@ with DAG(
             raise AirflowFailException(str(exc)) from exc  # needs a person, not a retry
         finally:
             engine.dispose()
-        for rule in policy.rules:
-            print(f"{rule.column}: {rule.rule} {rule.params or ''} ({rule.origin})")
+        print("rules: " + ", ".join(f"{r.column}={r.rule} ({r.origin})" for r in policy.rules))
         keyed = any(r.keyed for r in policy.rules)
         return {"policy": policy.as_json(), "key": policy.key if keyed else ""}
 

@@ -64,7 +64,7 @@ def test_security_archive_dag(isolated_env: Path, ledger_url: str, monkeypatch: 
     assert sorted(k for k in archived.task_states if k.startswith("process[")) == [f"process[{i}]" for i in range(7)]
     assert rows(ledger_url, OPS, run=archived.run_id) == [(p, "removed", ROWS) for p in DUE]
     assert sorted(p.name for p in arch.iterdir() if not p.name.startswith(".")) == DUE
-    assert sorted(p.name for p in live.iterdir()) == [
+    assert sorted(p.name for p in live.iterdir() if p.is_dir()) == [
         "event_date=2025-07-30", "event_date=2025-08-29", "event_date=2025-09-28", "event_date=2025-10-28",
         "event_date=2025-11-27", "event_date=2025-12-27"]  # fmt: skip
     metered = [("21", "record", 7 * ROWS, 7 * ROWS, DEMO_DATASET, WO, "archive")]

@@ -82,7 +82,7 @@ def test_masking_dag(isolated_env: Path, ledger_url: str, capfd: pytest.CaptureF
         key = keys.key_versions(conn, "public_security_persons")[1]
     captured = capfd.readouterr()  # the task logs and spark-submit's output, as dag.test prints them
     logged = captured.out + captured.err + "".join(p.read_text() for p in (lake / "_manifests").rglob("*.json"))
-    assert "id_number: ff1" in logged  # the capture holds the task logs
+    assert "id_number=ff1 (policy)" in logged  # the capture holds the task logs
     assert base64.b64encode(key).decode() not in logged and key.hex() not in logged
     marker = json.loads((lake / OUTPUT / "_GOVOPS_COMMIT.json").read_text())
     assert marker["run"]["run_id"] == first.run_id

@@ -108,7 +108,7 @@ def test_archive_then_restore_is_identical(engine: Engine, lake: Path, policy: R
     result = A.run(engine, lake.as_uri(), policy, "archive", run, as_of=AS_OF)
     assert [(p["partition"], p["state"], p["rows"], p["files"]) for p in result["partitions"]] == [
         (p, "removed", ROWS, 2) for p in DUE]
-    assert sorted(d.name for d in live.iterdir()) == ["event_date=2025-02-20", "event_date=2025-03-02",
+    assert sorted(d.name for d in live.iterdir() if d.is_dir()) == ["event_date=2025-02-20", "event_date=2025-03-02",
                                                       "event_date=2025-03-12", "event_date=2025-03-22"]  # fmt: skip
     for p in DUE:
         manifest = json.loads((arch / p / A.ARCHIVE_MANIFEST).read_text())
@@ -272,7 +272,7 @@ def _values(lake: Path, dataset: str, partition: str, column: str) -> list[str]:
 
 
 def test_destruction_leaves_nothing_and_shreds_the_key(engine: Engine, lake: Path, policy: RetentionPolicy) -> None:
-    every = sorted(p.name for p in (lake / policy.dataset).iterdir())
+    every = sorted(p.name for p in (lake / policy.dataset).iterdir() if p.is_dir())
     _destroy_ready(engine, lake, policy, ["*"])
     with engine.begin() as conn:
         keys.data_key(conn, policy.key)

@@ -9,6 +9,7 @@ the same rows for the same days. Columns: ``event_id`` (``EV<yyyymmdd><seq>``, u
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 DEMO_DATASET = "raw/frontdb/government_services/service_events_history"
@@ -56,6 +57,7 @@ def write_sample_events(lake_root: str, dataset: str = DEMO_DATASET, *, start: d
     import pyarrow.parquet as pq
 
     from govops.security.archive import Location
+    from govops.spark.lake import COMMIT_MARKER
 
     root = Location.of(f"{lake_root.rstrip('/')}/{dataset}")
     written = {}
@@ -70,4 +72,8 @@ def write_sample_events(lake_root: str, dataset: str = DEMO_DATASET, *, start: d
             if part.num_rows:
                 pq.write_table(part, f"{folder.path}/part-{n:05d}.parquet", filesystem=folder.fs)
         written[folder.name] = rows_per_day
+    # Published like a pipeline's dataset, so the lake's readers (the security assessment) see it.
+    marker = {"run": {"dag_id": "sample_data", "run_id": "archive_sample"}, "rows": sum(written.values())}
+    with root.fs.open_output_stream(f"{root.path}/{COMMIT_MARKER}") as out:
+        out.write(json.dumps(marker).encode())
     return written
