@@ -19,6 +19,7 @@ from govops.security.archive import ARCHIVE_MANIFEST, safe_name
 from govops.security.archive_sample import DEMO_DATASET, write_sample_events
 from govops.security.destruction import approve_destruction
 from govops.settlement.workorders import ensure_demo_work_order
+from tests.browser import assert_screenshot_not_blank, render
 from tests.db import rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -102,4 +103,10 @@ def test_security_archive_dag(isolated_env: Path, ledger_url: str, monkeypatch: 
         True, 2 * ROWS, 0, ["安全负责人"])
     assert cert["key"]["destroyed"] is False  # other partitions of the dataset remain
     assert "certificate.html" in report.read_text()
+    for page in (report, folder / "certificate.html"):  # as a person sees them
+        shown = render(page.as_uri())
+        assert DEMO_DATASET in shown.text
+        assert all(i.natural_width and i.natural_width > 300 for i in shown.images)
+        assert_screenshot_not_blank(shown.screenshot)
+    assert len(render(report.as_uri()).images) == 3
     engine.dispose()

@@ -19,6 +19,7 @@ from govops.dag_runs import run_dag
 from govops.identifiers import resident_id_check_char
 from govops.security import assessment as A
 from govops.settlement.workorders import ensure_demo_work_order
+from tests.browser import assert_screenshot_not_blank, render
 from tests.db import rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -90,6 +91,11 @@ def test_assessment_dag_findings_report_and_metering_once(env: tuple[Engine, str
     report = Path(report_uri.removeprefix("file://"))
     assert report.exists() and report.parent.parent == lake / "reports/security/assessment"
     assert (report.parent / "issues.csv").exists() and (report.parent / "issues.xlsx").exists()
+    shown = render(report_uri)  # as a person sees it
+    assert "STALE_ACCESS" in shown.text and [i.alt for i in shown.images] == [
+        "storage by zone and grade", "findings by kind and severity", "finding status over runs"]
+    assert all(i.natural_width and i.natural_width > 300 for i in shown.images)
+    assert_screenshot_not_blank(shown.screenshot)
 
     # A re-run of the same run: the same run row and findings, metered once.
     again = run_dag("security_assessment", conf=conf, logical_date=when)

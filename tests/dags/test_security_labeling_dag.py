@@ -17,6 +17,7 @@ from govops.dag_runs import run_dag
 from govops.sample_data import SampleConfig, build_frames
 from govops.settlement.workorders import ensure_demo_work_order
 from govops.spark.manifest import _safe
+from tests.browser import assert_screenshot_not_blank, render
 from tests.db import rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -64,6 +65,10 @@ def test_labeling_dag_labels_meters_once_and_reports(isolated_env: Path, ledger_
     page = (report / "report.html").read_text(encoding="utf-8")
     assert "数据标注报告" in page and "resident_id" in page and "重要数据 important" in page
     assert f"<b id=rows>{n:,}</b>" in page and "<b id=sensitive>4</b>" in page and "data:image/png;base64," in page
+    shown = render((report / "report.html").as_uri())  # as a person sees it
+    assert "数据标注报告" in shown.text and [i.alt for i in shown.images] == ["columns per grade"]
+    assert all(i.natural_width and i.natural_width > 300 for i in shown.images)
+    assert_screenshot_not_blank(shown.screenshot)
     csv_lines = (report / "labels.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(csv_lines) == 10 and csv_lines[0].startswith("column,data_type,category")
 
