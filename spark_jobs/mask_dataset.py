@@ -6,8 +6,9 @@ dataset in the sharing or open zone, one rule per column (govops.security.maskin
 
 The resolved policy (rules and parameters, no key material) comes from the Airflow task that
 read the policy file and the labels. The data key's versions come from the environment
-variable GOVOPS_DATA_KEYS (set by SparkJobOperator from the key store, never on the command
-line), which the job removes from its environment as soon as it has read it.
+variable GOVOPS_DATA_KEY_SECRET (set by SparkJobOperator from the key store, never among the
+job's arguments; Spark redacts it where it shows the environment), which the job removes
+from its environment as soon as it has read it.
 
 Output: <lake>/<policy output>, staged and swapped in, its commit marker naming the run and
 the policy's SHA-256. The manifest holds, per column, the rule and the records controlled;
@@ -21,17 +22,15 @@ import os
 
 from govops.spark import job
 
-KEYS_ENV = "GOVOPS_DATA_KEYS"
-
 
 def mask(ctx: job.JobContext) -> None:
     from pyspark.sql import Observation
 
-    from govops.security.keys import decode_for_job
+    from govops.security.keys import JOB_ENV, decode_for_job
     from govops.security.masking import KeyRing, Policy, input_aggregates, mask_dataframe, output_aggregates
 
     policy = Policy.from_json(json.loads(ctx.args.policy_json))
-    payload = os.environ.pop(KEYS_ENV, None)
+    payload = os.environ.pop(JOB_ENV, None)
     ring = None
     if payload:
         name, active, versions = decode_for_job(payload)

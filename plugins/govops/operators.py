@@ -20,8 +20,6 @@ from govops import settings
 from govops.spark import jdbc
 from govops.spark import manifest as manifests
 
-KEYS_ENV = "GOVOPS_DATA_KEYS"  # read (and removed from its environment) by spark_jobs/mask_dataset.py
-
 
 class SparkJobOperator(SparkSubmitOperator):
     template_fields: Sequence[str] = (
@@ -91,7 +89,9 @@ class SparkJobOperator(SparkSubmitOperator):
         if self.data_key:
             # The data key's versions, unwrapped now, go in the job's environment (as the JDBC
             # password does) and are masked in every log line Airflow writes.
-            self.env_vars = {**(self.env_vars or {}), KEYS_ENV: self._data_keys()}
+            from govops.security.keys import JOB_ENV
+
+            self.env_vars = {**(self.env_vars or {}), JOB_ENV: self._data_keys()}
         self.application_args = [str(x) for k, v in args.items() if v is not None for x in (f"--{k}", v)]
         self.py_files = str(build_zip())
         super().execute(context)

@@ -90,7 +90,7 @@ def masked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         "dag-id": "security_masking", "run-id": "r1", "task-id": "mask", "lake-root": lake.as_uri(),
         "manifest": uri, "work-order-id": "WO-M", "policy-json": json.dumps(policy.as_json()),
     })  # fmt: skip
-    env["GOVOPS_DATA_KEYS"] = encode_for_job("test_persons", versions, active)
+    env[keys.JOB_ENV] = encode_for_job("test_persons", versions, active)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, Path(uri.removeprefix("file://")).read_text()[-3000:]
     manifest = json.loads(Path(uri.removeprefix("file://")).read_text())

@@ -33,6 +33,10 @@ from govops.security import audit
 
 MASTER_CONN_ID = "govops_master_key"
 KEY_BYTES = 32
+# The environment variable that hands a job its data key (encode_for_job). "SECRET" in the
+# name makes Spark redact it wherever it shows its environment (spark.redaction.regex), as on
+# YARN, where spark-submit passes it as spark.yarn.appMasterEnv.*.
+JOB_ENV = "GOVOPS_DATA_KEY_SECRET"
 
 
 class KeyManagementError(CodedError):
