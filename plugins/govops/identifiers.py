@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import numpy as np
+
 RESIDENT_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 RESIDENT_ID_CHECK_CHARS = "10X98765432"  # indexed by (weighted sum mod 11), ISO 7064 MOD 11-2
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # 31 characters: no I, O, S, V, Z
@@ -20,6 +22,18 @@ PROVINCE_CODES = frozenset(
 MOBILE = re.compile(r"1[3-9]\d{9}")
 _ID_SHAPE = re.compile(r"\d{17}[\dX]")
 _USCC_SHAPE = re.compile(f"[{USCC_ALPHABET}]{{18}}")
+
+
+def resident_id_check_indexes(first17: np.ndarray) -> np.ndarray:
+    """For many 17-digit strings at once: each one's check character as its position in
+    RESIDENT_ID_CHECK_CHARS (the weighted sum mod 11)."""
+    digits = np.asarray(first17).astype("S17").view(np.uint8).reshape(-1, 17) - ord("0")
+    return (digits.astype(np.int64) @ np.array(RESIDENT_ID_WEIGHTS, dtype=np.int64)) % 11
+
+
+def resident_id_check_chars(first17: np.ndarray) -> np.ndarray:
+    """:func:`resident_id_check_char` for many 17-digit strings at once."""
+    return np.array(list(RESIDENT_ID_CHECK_CHARS))[resident_id_check_indexes(first17)]
 
 
 def resident_id_check_char(first17: str) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from govops import coords, settings
-from govops.identifiers import RESIDENT_ID_CHECK_CHARS, RESIDENT_ID_WEIGHTS, USCC_ALPHABET, USCC_WEIGHTS
+from govops.identifiers import RESIDENT_ID_CHECK_CHARS, USCC_ALPHABET, USCC_WEIGHTS, resident_id_check_chars
 from govops.sample_data import vocab
 
 if TYPE_CHECKING:
@@ -130,11 +130,6 @@ def _digits(strings: np.ndarray, width: int) -> np.ndarray:
     """(n, width) matrix of the ASCII digits of fixed-width strings."""
     raw = np.char.encode(strings.astype(f"U{width}"), "ascii")
     return (np.frombuffer(raw.tobytes(), dtype=np.uint8).reshape(-1, width) - ord("0")).astype(np.int64)
-
-
-def resident_id_check_chars(first17: np.ndarray) -> np.ndarray:
-    sums = _digits(first17, 17) @ np.array(RESIDENT_ID_WEIGHTS)
-    return np.array(list(RESIDENT_ID_CHECK_CHARS))[sums % 11]
 
 
 def _names(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 
 GENESIS = "0" * 64
 _LOCK = 0x60_5EC_A0D17  # pg_advisory_xact_lock key of the audit chain
@@ -59,12 +59,6 @@ def append(conn: Connection, *, actor: str, action: str, dataset: str | None, de
          "hash": entry_hash(prev, seq, at, actor, action, dataset, clean)},
     )  # fmt: skip
     return seq
-
-
-def record(engine: Engine, *, actor: str, action: str, dataset: str | None, details: Mapping[str, Any]) -> int:
-    """:func:`append` in a transaction of its own."""
-    with engine.begin() as conn:
-        return append(conn, actor=actor, action=action, dataset=dataset, details=details)
 
 
 def verify(conn: Connection) -> AuditCheck:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -214,14 +215,10 @@ def subkey(key: bytes, purpose: str, length: int = KEY_BYTES) -> bytes:
 
 def encode_for_job(name: str, versions: Mapping[int, bytes], active: int) -> str:
     """The keys a Spark job needs, for its environment (never its command line): JSON text."""
-    import json
-
     return json.dumps({"name": name, "active": active,
                        "versions": {str(v): base64.b64encode(k).decode() for v, k in versions.items()}})  # fmt: skip
 
 
 def decode_for_job(payload: str) -> tuple[str, int, dict[int, bytes]]:
-    import json
-
     data = json.loads(payload)
     return data["name"], int(data["active"]), {int(v): base64.b64decode(k) for v, k in data["versions"].items()}

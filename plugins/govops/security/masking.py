@@ -17,11 +17,11 @@ encrypt are reversible by a holder of the key (:func:`reveal`, audited); the oth
 and :func:`reveal` refuses them.
 
 **FF1 on identifiers.** The characters outside ``keep_first``/``keep_last`` are encrypted
-over the rule's alphabet; with ``check_char: gb11643`` the last character of an 18-character
-resident ID is dropped before and recomputed after, so the output is again a well-formed ID
-number. A value that FF1 cannot take (a character outside the alphabet, too short for the
-radix) is nullified and counted as ``unencryptable`` in the execution log, never published
-in clear.
+over the rule's alphabet; with ``check_char: gb11643`` the 18th character of a resident ID
+is recomputed rather than encrypted, so a valid ID stays valid (and a wrong check character
+stays wrong by the same step, which keeps decryption exact). A value that FF1 cannot take
+(a character outside the alphabet, too short for the radix) is nullified and counted as
+``unencryptable`` in the execution log, never published in clear.
 
 **Execution log.** One ``govops.security_masking_run`` row per run (the resolved policy as
 run, without key material, and its SHA-256) and one ``security_masking_column`` per column:
@@ -264,23 +264,15 @@ class KeyRing:
         return subkey(self.versions[v], rule.purpose, length)
 
 
-def _gb11643_index(first17: np.ndarray) -> np.ndarray:
-    """The position of each ID's check character in RESIDENT_ID_CHECK_CHARS (ISO 7064 MOD 11-2)."""
-    from govops.identifiers import RESIDENT_ID_WEIGHTS
-
-    digits = first17.astype("S17").view(np.uint8).reshape(-1, 17) - ord("0")
-    return (digits.astype(np.int64) @ np.array(RESIDENT_ID_WEIGHTS, dtype=np.int64)) % 11
-
-
-def _ff1_apply(values: np.ndarray, rule: ColumnRule, key: bytes, decrypt: bool) -> tuple[np.ndarray, int]:
+def _ff1_apply(values: np.ndarray, rule: ColumnRule, key: bytes, decrypt: bool) -> np.ndarray:
     """FF1 over the middle of each value (object array, None kept), with numpy's vectorized
-    string functions; returns the result and how many present values it could not take.
+    string functions; a present value it cannot take comes out None.
 
     With ``check_char: gb11643`` the 18th character is not encrypted: it is recomputed for the
     new 17 digits, shifted by however far the original was from its correct value, so a
     valid ID stays valid, a wrong check character stays wrong by the same step, and
     decryption gives back the original exactly."""
-    from govops.identifiers import RESIDENT_ID_CHECK_CHARS
+    from govops.identifiers import RESIDENT_ID_CHECK_CHARS, resident_id_check_indexes
     from govops.security.ff1 import FF1
 
     p = rule.params
@@ -289,7 +281,7 @@ def _ff1_apply(values: np.ndarray, rule: ColumnRule, key: bytes, decrypt: bool) 
     present = np.flatnonzero(np.not_equal(values, None))
     out = np.full(len(values), None, dtype=object)
     if not len(present):
-        return out, 0
+        return out
     text = values[present].astype(str)
     ok = np.ones(len(text), dtype=bool)
     if check:
@@ -309,28 +301,28 @@ def _ff1_apply(values: np.ndarray, rule: ColumnRule, key: bytes, decrypt: bool) 
         done = np.strings.add(np.strings.add(np.strings.slice(chosen, 0, first), mids),
                               np.strings.slice(chosen, chosen_len - last, chosen_len))  # fmt: skip
         if check:
-            shift = (given[ok] - _gb11643_index(chosen)) % 11
+            shift = (given[ok] - resident_id_check_indexes(chosen)) % 11
             chars = np.array(list(RESIDENT_ID_CHECK_CHARS))
-            done = np.strings.add(done, chars[(_gb11643_index(done) + shift) % 11])
+            done = np.strings.add(done, chars[(resident_id_check_indexes(done) + shift) % 11])
         result = np.full(len(text), None, dtype=object)
         result[ok] = done
         out[present] = result
-    return out, int((~ok).sum())
+    return out
 
 
-def transform(values: np.ndarray, rule: ColumnRule, ring: KeyRing) -> tuple[np.ndarray, int]:
-    """A keyed rule over an object array of strings (None kept): (result, values nullified)."""
+def transform(values: np.ndarray, rule: ColumnRule, ring: KeyRing) -> np.ndarray:
+    """A keyed rule over an object array of strings (None kept)."""
     from govops.security import ciphers
 
     key = ring.subkey(rule)
     if rule.rule == "hmac":
         return np.asarray(ciphers.pseudonymize(values, key, rule.params["algorithm"], rule.params["length"]),
-                          dtype=object), 0  # fmt: skip
+                          dtype=object)  # fmt: skip
     if rule.rule == "ff1":
         return _ff1_apply(values, rule, key, decrypt=False)
     if rule.rule == "encrypt":
         return np.asarray(ciphers.encrypt_values(values, key, rule.params["algorithm"], ring.active,
-                                                 rule.column.encode()), dtype=object), 0  # fmt: skip
+                                                 rule.column.encode()), dtype=object)  # fmt: skip
     raise MaskingError(f"{rule.column}: {rule.rule} is not a keyed rule")
 
 
@@ -341,7 +333,7 @@ def reveal_values(values: np.ndarray, rule: ColumnRule, ring: KeyRing, key_versi
     if not rule.reversible:
         raise MaskingError(f"{rule.column}: {rule.rule} is irreversible: the clear values cannot be recovered")
     if rule.rule == "ff1":  # no version in the ciphertext: the run's version, from the execution log
-        return _ff1_apply(values, rule, ring.subkey(rule, key_version), decrypt=True)[0]
+        return _ff1_apply(values, rule, ring.subkey(rule, key_version), decrypt=True)
     keys = {v: ring.subkey(rule, v) for v in ring.versions}
     return np.asarray(ciphers.decrypt_values(values, keys, rule.params["algorithm"], rule.column.encode()),
                       dtype=object)  # fmt: skip
@@ -380,7 +372,7 @@ def _batch_function(rule: ColumnRule, ring: KeyRing | None) -> Any:
 
     def run(batch):  # type: ignore[no-untyped-def]
         values = batch.astype(object).where(batch.notna(), None).to_numpy()
-        return pd.Series(transform(values, rule, ring)[0], dtype=object)
+        return pd.Series(transform(values, rule, ring), dtype=object)
 
     # Real classes, not the postponed strings of this module's annotations: Spark reads them.
     run.__annotations__ = {"batch": pd.Series, "return": pd.Series}
@@ -404,7 +396,7 @@ def output_aggregates(policy: Policy) -> list[Any]:
     from pyspark.sql import functions as F
 
     return [F.count_if(F.col(f"`{r.column}`").isNotNull()).alias(f"encrypted_{i}")
-            for i, r in enumerate(policy.rules) if r.rule == "ff1"] or [F.count(F.lit(1)).alias("rows")]  # fmt: skip
+            for i, r in enumerate(policy.rules) if r.rule == "ff1"]  # fmt: skip
 
 
 def _partial(c: Any, rule: ColumnRule) -> Any:
