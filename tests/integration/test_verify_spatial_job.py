@@ -85,31 +85,6 @@ def test_a_gcj02_batch_is_detected_and_converted(tmp_path: Path, library: Any) -
     assert len(clean) == 1000 - 2 * 10 and error.max() < 3
 
 
-def test_district_on_the_jvm_matches_the_python_parser() -> None:
-    """The job reads the district with Spark SQL (address.java_district_expression); it must
-    agree with address.parse on every address the unit tests know, and on blanks."""
-    import logging
-
-    import pandas as pd
-    from pyspark.sql import SparkSession
-
-    from govops.spatial import address
-    from tests.unit.test_spatial import ADDRESSES
-
-    texts = [text for text, _ in ADDRESSES] + ["", "  ", "苏州市花桥镇绿地大道8号", None]
-    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
-    try:
-        frame = spark.createDataFrame([(t,) for t in texts], "address string")
-        jvm = [r[0] for r in frame.selectExpr(f"{address.java_district_expression('address')} AS d").collect()]
-    finally:
-        spark.stop()
-        # py4j logs its gateway's close when Python exits, after pytest closed the stream
-        logging.getLogger("py4j.clientserver").setLevel(logging.WARNING)
-    python = address.parse(pd.Series(texts, dtype=object))["district"].tolist()
-    assert jvm == python
-    assert jvm[:5] == ["青浦区", "青浦区", "青浦区", "青浦区", "昆山市"] and jvm[-2] == "苏州市"
-
-
 def test_records_without_an_address_id_match_the_library_by_address_text(tmp_path: Path, library: Any) -> None:
     import pandas as pd
 
@@ -117,9 +92,9 @@ def test_records_without_an_address_id_match_the_library_by_address_text(tmp_pat
 
     records, expected = sample.new_records(library, 1500, seed=2)
     # The library's standard forms that name one entry only: the rest cannot be matched.
-    forms = address.standard_form(address.parse(library["address"]))
+    forms = pd.Series(address.standard_forms(library["address"]).to_pylist())
     unique = set(forms[~forms.duplicated(keep=False)])
-    record_forms = address.standard_form(address.parse(records["address"]))
+    record_forms = pd.Series(address.standard_forms(records["address"]).to_pylist())
     matchable = set(records["id"][record_forms.isin(unique)])
     assert 1400 < len(matchable) < 1500  # the sample library repeats a few forms
     manifest, rows = verify(tmp_path, library, records.drop(columns="address_id"), "bytext")

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.browser
 
 def verified_records() -> tuple[dict[str, Any], Any, Any]:
     """(manifest, records, boundaries) as spark_jobs/verify_spatial.py would leave them for
-    800 sample records with 3 of each defect, computed with pandas in one batch."""
+    800 sample records with 3 of each defect, computed in one chunk."""
     import numpy as np
+    import pyarrow as pa
 
     from govops.sample_data import SampleConfig, build_frames
     from govops.spatial import boundaries, checks, sample, verify
@@ -37,16 +38,17 @@ def verified_records() -> tuple[dict[str, Any], Any, Any]:
     reference = library.set_index("id")
     frame = records.rename(columns={"id": "record_id", "lon": "lon_raw", "lat": "lat_raw"}).assign(
         ref_lon=records["address_id"].map(reference["lon"]), ref_lat=records["address_id"].map(reference["lat"]))
-    lon, lat, _ = checks.point_checks(checks.parse(frame["lon_raw"], frame["lat_raw"]), rules)
+    table = pa.Table.from_pandas(frame[list(verify.INPUT)], preserve_index=False)
+    lon, lat, _ = checks.point_checks(checks.parse(table["lon_raw"], table["lat_raw"]), rules)
     system = checks.detect_system(lon, lat, frame["ref_lon"].to_numpy(float), frame["ref_lat"].to_numpy(float))
     assert system is not None
     batch_system = system.system if system.matched >= 0.5 * system.compared else "WGS-84"
-    out = verify.verify_batch(frame, area, rules, batch_system=batch_system, expected_district="青浦区")
-    placed = out["lon"].notna().to_numpy()
-    out["DUPLICATE"], out["NEAR_DUPLICATE"] = checks.duplicates(
-        out["lon"].to_numpy(), out["lat"].to_numpy(), placed, rules.near_duplicate_m)
-    outcome, reasons = checks.outcomes({code: out[code].to_numpy(dtype=bool) for code in checks.REASONS})
-    out["outcome"], out["reasons"] = outcome, reasons
+    lon, lat, usable, _ = verify.locate(table["lon_raw"], table["lat_raw"], rules, batch_system)
+    exact, near = checks.duplicates(lon, lat, usable, rules.near_duplicate_m)
+    out, _ = verify.verify_table(table, area, rules, batch_system=batch_system, expected_district="青浦区",
+                                 exact=exact, near=near)  # fmt: skip
+    out = out.to_pandas()
+    outcome, reasons = out["outcome"], out["reasons"]
     manifest = {
         "run": {"dag_id": "spatial_verification", "run_id": "manual__2026-08-01T00:00:00+00:00"},
         "outputs": [{

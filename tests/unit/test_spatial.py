@@ -3,6 +3,8 @@ coordinate-system detection, point-in-polygon against geopandas.sjoin, address p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,4 +119,90 @@ def test_address_parsing() -> None:
     parsed = address.parse(pd.Series([a for a, _ in ADDRESSES]))
     for (text, want), got in zip(ADDRESSES, parsed.itertuples(index=False), strict=True):
         assert tuple(got) == want, text
-    assert address.standard_form(parsed).iloc[0] == "夏阳街道公园路120号"
+    assert address.standard_forms(pd.Series([a for a, _ in ADDRESSES]))[0].as_py() == "夏阳街道公园路120号"
+
+
+def test_districts_read_as_the_whole_parse_does() -> None:
+    """The job reads only the levels down to the street (address.districts): the district
+    must be the one the whole pattern gives, on every address above and on blanks."""
+    texts = [text for text, _ in ADDRESSES] + ["", "  ", "苏州市花桥镇绿地大道8号", None]
+    found = address.districts(pd.Series(texts, dtype=object)).to_pylist()
+    assert found == address.parse(pd.Series(texts, dtype=object))["district"].tolist()
+    assert found[:5] == ["青浦区", "青浦区", "青浦区", "青浦区", "昆山市"] and found[-2:] == ["苏州市", ""]
+
+
+def test_grid_duplicates_match_a_spatial_index_on_clustered_points() -> None:
+    """checks.duplicates (a sorted grid) flags exactly the records a shapely STRtree finds
+    within the tolerance of an earlier record, on points with exact copies, close pairs
+    across cell borders and a crowded spot."""
+    import shapely
+
+    rng = np.random.default_rng(11)
+    n = 20_000
+    lon, lat = np.round(rng.uniform(121.0, 121.02, n), 6), np.round(rng.uniform(31.1, 31.12, n), 6)
+    copy = rng.integers(0, n, 2000)
+    lon[copy[:1000]], lat[copy[:1000]] = lon[copy[1000:]], lat[copy[1000:]]  # exact copies
+    shifted = rng.integers(0, n, 3000)
+    lon[shifted[1500:]] = lon[shifted[:1500]] + rng.uniform(-1.2e-5, 1.2e-5, 1500)  # about a metre east or west
+    lat[shifted[1500:]] = lat[shifted[:1500]] + rng.uniform(-9e-6, 9e-6, 1500)
+    lon[:300], lat[:300] = 121.01 + rng.uniform(0, 2e-5, 300), 31.11 + rng.uniform(0, 2e-5, 300)  # a crowded spot
+    usable = rng.random(n) > 0.05
+    exact, near = checks.duplicates(lon, lat, usable, tolerance_m=1.0)
+
+    idx = np.flatnonzero(usable)
+    points = shapely.points(lon[idx], lat[idx])
+    left, right = shapely.STRtree(points).query(points, predicate="dwithin", distance=2e-5)
+    pair = right > left
+    left, right = left[pair], right[pair]
+    same = (lon[idx][left] == lon[idx][right]) & (lat[idx][left] == lat[idx][right])
+    close = coords.distance_m(lon[idx][left], lat[idx][left], lon[idx][right], lat[idx][right]) <= 1.0
+    want_exact = np.zeros(n, dtype=bool)
+    want_exact[idx[right[same]]] = True
+    want_near = np.zeros(n, dtype=bool)
+    want_near[idx[right[close]]] = True
+    want_near &= ~want_exact
+    assert (exact == want_exact).all() and (near == want_near).all()
+    assert exact.sum() > 600 and near.sum() > 1000 and not (exact | near)[~usable].any()
+
+
+def test_coordinates_parse_from_arrow_text_and_numbers() -> None:
+    import pyarrow as pa
+
+    parsed = checks.parse(pa.array([" 121.123456 ", "1.5e2", "121.", None, "", "121.1x"]),
+                          pa.array([31.154321, 31.1, 31.1234, 31.1, 31.1, 31.1]))  # fmt: skip
+    assert parsed.lon[:3].tolist() == [121.123456, 150.0, 121.0] and np.isnan(parsed.lon[3:]).all()
+    assert parsed.missing.tolist() == [False, False, False, True, True, False]
+    assert parsed.non_numeric.tolist() == [False, False, False, False, False, True]
+    assert parsed.decimals[:3].tolist() == [6, 0, 0]  # an exponent or a bare point writes no decimals
+
+
+def test_chunks_cover_the_input_in_order(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from govops.spatial import chunks
+
+    for name, rows in (("b.parquet", 250), ("a.parquet", 1000)):
+        table = pa.table({"id": [f"{name}{i}" for i in range(rows)]})
+        pq.write_table(table, tmp_path / name, row_group_size=100)
+    planned, schema = chunks.plan(tmp_path.as_uri(), chunk_rows=300)
+    assert schema.names == ["id"]
+    assert [(Path(c.path).name, c.row_groups, c.first, c.rows) for c in planned] == [
+        ("a.parquet", (0, 1, 2), 0, 300), ("a.parquet", (3, 4, 5), 300, 300), ("a.parquet", (6, 7, 8), 600, 300),
+        ("a.parquet", (9,), 900, 100), ("b.parquet", (0, 1, 2), 1000, 250),
+    ]  # fmt: skip
+    ids = [i for c in planned for i in chunks.read(tmp_path.as_uri(), c, ["id"])["id"].to_pylist()]
+    assert ids == [f"a.parquet{i}" for i in range(1000)] + [f"b.parquet{i}" for i in range(250)]
+
+
+def test_distance_percentiles_merge_across_chunks() -> None:
+    from govops.spatial import chunks
+
+    rng = np.random.default_rng(2)
+    parts = [rng.exponential(10, n) for n in (5000, 20000, 1000)]
+    summaries = [{"compared": len(p), "quantiles": np.quantile(p, chunks.QUANTILES).tolist()} for p in parts]
+    summaries.append({"compared": 0, "quantiles": []})
+    merged = chunks.merged_percentiles(summaries, (0.5, 0.9, 0.99))
+    exact = np.quantile(np.concatenate(parts), [0.5, 0.9, 0.99])
+    assert np.allclose(merged, exact, rtol=0.05)
+    assert chunks.merged_percentiles([{"compared": 0, "quantiles": []}], (0.5,)) == []

@@ -19,13 +19,14 @@ geometry column.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 import shapely
+
+from govops.spark.lake import write_part
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -369,14 +370,6 @@ def _conform(table: pa.Table, schema: pa.Schema, rows: int) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _write(filesystem: Any, folder: str, name: str, write: Any) -> None:
-    """Write to a hidden temporary name, then rename: a retried or speculative task
-    replaces the part whole, and readers skip the hidden name meanwhile."""
-    tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-    write(tmp)
-    filesystem.move(tmp, f"{folder}/{name}")
-
-
 def _records(table: pa.Table, mask: np.ndarray, geometry_text: np.ndarray | None) -> list[str]:
     rows = table.filter(mask).to_pylist()
     if geometry_text is not None:
@@ -411,7 +404,7 @@ def extract_chunk(chunk: Chunk, job: ChunkJob) -> dict[str, Any]:
     frame[RUN_ID] = pd.Series([job.run_id] * len(frame), dtype=pd.ArrowDtype(pa.string()))
     data = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(checked.geometries[good], crs=crs))
     if len(data) or chunk.chunk == 0:  # chunk 0 always writes: the dataset has a schema even if empty
-        _write(out_fs, out_dir, part, lambda p: data.to_parquet(p, filesystem=out_fs, index=False))
+        write_part(out_fs, out_dir, part, lambda p: data.to_parquet(p, filesystem=out_fs, index=False))
 
     rejected = ~good
     reasons_count: dict[str, int] = {}
@@ -427,7 +420,7 @@ def extract_chunk(chunk: Chunk, job: ChunkJob) -> dict[str, Any]:
             "record": pa.array(_records(attributes, rejected, text) if n else [], pa.string()),
         })  # fmt: skip
         rej_fs, rej_dir = pafs.FileSystem.from_uri(job.rejects)
-        _write(rej_fs, rej_dir, part, lambda p: pq.write_table(rows, p, filesystem=rej_fs))
+        write_part(rej_fs, rej_dir, part, lambda p: pq.write_table(rows, p, filesystem=rej_fs))
         values, counts = np.unique(checked.reasons[rejected].astype(str), return_counts=True)
         reasons_count = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
     return {

@@ -8,12 +8,23 @@ a failed or killed run leaves the published dataset as it was.
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 COMMIT_MARKER = "_GOVOPS_COMMIT.json"  # in every published dataset: who published it, when
+
+
+def write_part(filesystem: Any, folder: str, name: str, write: Callable[[str], None]) -> None:
+    """A part file written by a task with pyarrow (``filesystem`` a pyarrow FileSystem):
+    to a hidden temporary name, then renamed, so a retried or speculative task replaces the
+    part whole, and readers skip the hidden name meanwhile."""
+    tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+    write(tmp)
+    filesystem.move(tmp, f"{folder}/{name}")
 
 
 class HadoopFS:

@@ -13,14 +13,13 @@ outcome is what the service does about them:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from govops import coords
 
 if TYPE_CHECKING:
-    import pandas as pd
     from numpy.typing import NDArray
 
 # Reason codes, in the order a record reports them. The first one is its main reason.
@@ -52,36 +51,13 @@ class Rules:
     area_bounds: tuple[float, float, float, float] = (120.8, 30.9, 121.4, 31.4)  # lon/lat min, max
 
 
-def parse_coordinates(raw_lon: pd.Series, raw_lat: pd.Series) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    """(lon, lat, missing, non_numeric) from text or numbers as the source holds them."""
-    import pandas as pd
-
-    def one(raw: pd.Series) -> tuple[NDArray, NDArray, NDArray]:
-        text = raw.astype("string").str.strip()
-        missing = (text.isna() | (text == "")).to_numpy(dtype=bool)
-        value = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        return value, missing, ~missing & np.isnan(value)
-
-    lon, miss_lon, bad_lon = one(raw_lon)
-    lat, miss_lat, bad_lat = one(raw_lat)
-    return lon, lat, miss_lon | miss_lat, (bad_lon | bad_lat) & ~(miss_lon | miss_lat)
-
-
-def decimals(raw: pd.Series) -> NDArray[np.int64]:
-    """Decimals written in the source text (a float column counts its shortest repr)."""
-    text = raw.astype("string").str.strip()
-    fraction = text.str.extract(r"\.(\d*)$", expand=False).fillna("")
-    return fraction.str.len().to_numpy(dtype=np.int64, na_value=0)
-
-
 def in_bounds(lon: NDArray, lat: NDArray, bounds: tuple[float, float, float, float]) -> NDArray[np.bool_]:
     return (lon >= bounds[0]) & (lon <= bounds[2]) & (lat >= bounds[1]) & (lat <= bounds[3])
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """Coordinates as numbers, with what parsing found. Spark computes these on the JVM
-    (see spark_jobs/verify_spatial.py); :func:`parse` is the same in pandas."""
+    """Coordinates as numbers, with what parsing found."""
 
     lon: NDArray[np.float64]
     lat: NDArray[np.float64]
@@ -90,9 +66,55 @@ class Parsed:
     decimals: NDArray[np.int64]  # the fewer of the two coordinates' written decimals
 
 
-def parse(raw_lon: pd.Series, raw_lat: pd.Series) -> Parsed:
-    lon, lat, missing, non_numeric = parse_coordinates(raw_lon, raw_lat)
-    return Parsed(lon, lat, missing, non_numeric, np.minimum(decimals(raw_lon), decimals(raw_lat)))
+# A coordinate as text: what a number cast accepts, so the slow path agrees with the fast one.
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def _as_text(raw: Any) -> Any:  # -> pyarrow string Array
+    """Text or numbers as the source holds them (an Arrow array, a pandas Series or a list,
+    even of mixed text and numbers) as one Arrow string array, trimmed."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(raw, pa.ChunkedArray):
+        raw = raw.combine_chunks()
+    if not isinstance(raw, pa.Array):
+        raw = pa.array(pd.Series(raw, dtype=object).astype("string"), type=pa.string(), from_pandas=True)
+    if not pa.types.is_string(raw.type):
+        raw = pc.cast(raw, pa.string())
+    return pc.utf8_trim_whitespace(raw)
+
+
+def _parse_one(raw: Any) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """(value, missing, non_numeric, decimals) of one coordinate column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = _as_text(raw)
+    blank = pc.fill_null(pc.equal(text, ""), True)
+    text = pc.if_else(blank, pa.scalar(None, pa.string()), text)
+    try:  # clean columns, the usual case: one cast
+        value = pc.cast(text, pa.float64())
+    except pa.ArrowInvalid:  # some text is not a number: null it first, so it reads as NaN
+        value = pc.cast(pc.if_else(pc.match_substring_regex(text, NUMBER), text, None), pa.float64())
+    value = value.to_numpy(zero_copy_only=False)  # nulls become NaN
+    missing = blank.to_numpy(zero_copy_only=False)
+    # Decimals as written: the digits after the point of a plain decimal (none with an exponent).
+    dot = pc.find_substring(text, ".")
+    plain = pc.and_(pc.greater_equal(dot, 0), pc.invert(pc.match_substring(text, "e", ignore_case=True)))
+    written = pc.if_else(plain, pc.subtract(pc.subtract(pc.binary_length(text), dot), 1), 0)
+    decimals = pc.fill_null(written, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return value, missing, ~missing & np.isnan(value), decimals
+
+
+def parse(raw_lon: Any, raw_lat: Any) -> Parsed:
+    """Both coordinates from text or numbers (Arrow arrays, pandas Series or lists), with
+    Arrow's kernels: no Python object per value."""
+    lon, miss_lon, bad_lon, dec_lon = _parse_one(raw_lon)
+    lat, miss_lat, bad_lat, dec_lat = _parse_one(raw_lat)
+    missing = miss_lon | miss_lat
+    return Parsed(lon, lat, missing, (bad_lon | bad_lat) & ~missing, np.minimum(dec_lon, dec_lat))
 
 
 def point_checks(parsed: Parsed, rules: Rules) -> tuple[NDArray, NDArray, dict[str, NDArray[np.bool_]]]:
@@ -116,31 +138,73 @@ def point_checks(parsed: Parsed, rules: Rules) -> tuple[NDArray, NDArray, dict[s
 
 
 def duplicates(lon: NDArray, lat: NDArray, usable: NDArray[np.bool_], tolerance_m: float) -> tuple[NDArray, NDArray]:
-    """(exact, near) duplicate flags; the first record of a group in input order is kept
-    unflagged. Near duplicates use a spatial index on the points (shapely STRtree)."""
-    import pandas as pd
-    import shapely
+    """(exact, near) duplicate flags: a record is flagged when an earlier one (in input
+    order) has the same point, or one within ``tolerance_m``; the first stays unflagged.
 
+    A grid of cells one tolerance wide, sorted by cell (stable, so input order within a
+    cell): a point's partners are in its own cell or the four neighbours after it (the
+    other four see it from theirs), and the neighbour lookups are sorted, so each is one
+    cache-friendly merge. Exact copies are found within crowded cells first, so a place
+    recorded a thousand times costs a sort, not a million pairs. Candidate pairs are then
+    measured in metres.
+    """
     exact = np.zeros(len(lon), dtype=bool)
     near = np.zeros(len(lon), dtype=bool)
     idx = np.flatnonzero(usable)
     if len(idx) < 2:
         return exact, near
-    frame = pd.DataFrame({"lon": lon[idx], "lat": lat[idx]})
-    exact[idx] = frame.duplicated(keep="first").to_numpy()
-    # Tolerance in degrees of latitude; longitude degrees are shorter, so this is generous
+    x, y = lon[idx], lat[idx]
+    # Cell width in degrees of latitude; longitude degrees are shorter, so this is generous
     # and the metric distance decides.
-    tol_deg = tolerance_m / 111_320.0 / max(np.cos(np.radians(np.nanmax(np.abs(lat[idx])))), 0.1)
-    points = shapely.points(lon[idx], lat[idx])
-    tree = shapely.STRtree(points)
-    left, right = tree.query(points, predicate="dwithin", distance=tol_deg)
-    later = right > left  # each pair once, flagging the later record
-    left, right = left[later], right[later]
-    close = coords.distance_m(lon[idx][left], lat[idx][left], lon[idx][right], lat[idx][right]) <= tolerance_m
-    flagged = np.zeros(len(idx), dtype=bool)
-    flagged[right[close]] = True
-    near[idx] = flagged & ~exact[idx]
+    width = tolerance_m / 111_320.0 / max(float(np.cos(np.radians(np.max(np.abs(y))))), 0.1)
+    key = (np.floor(x / width).astype(np.int64) << 32) + np.floor(y / width).astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    key, x, y, idx = key[order], x[order], y[order], idx[order]
+
+    def runs(sorted_key: NDArray) -> tuple[NDArray, NDArray]:
+        start = np.flatnonzero(np.concatenate(([True], sorted_key[1:] != sorted_key[:-1])))
+        return start, np.diff(np.append(start, len(sorted_key)))
+
+    start, count = runs(key)
+    crowded = np.flatnonzero(np.repeat(count > 1, count))
+    if len(crowded):
+        # Exact copies: equal points share a cell; the earliest of each stays.
+        same_order = crowded[np.lexsort((idx[crowded], y[crowded], x[crowded]))]
+        same = (x[same_order][1:] == x[same_order][:-1]) & (y[same_order][1:] == y[same_order][:-1])
+        exact[idx[same_order[1:][same]]] = True
+        leader = ~exact[idx]
+        key, x, y, idx = key[leader], x[leader], y[leader], idx[leader]
+        start, count = runs(key)
+    cells = key[start]
+    left: list[NDArray] = []
+    right: list[NDArray] = []
+    busy = count > 1  # the same cell: every pair of its points
+    a, b = _pairs(start[busy], count[busy], start[busy], count[busy])
+    left.append(a[a < b])
+    right.append(b[a < b])
+    for dx, dy in ((0, 1), (1, -1), (1, 0), (1, 1)):
+        target = cells + (dx << 32) + dy  # sorted, as cells are
+        at = np.minimum(np.searchsorted(cells, target), len(cells) - 1)
+        hit = cells[at] == target
+        a, b = _pairs(start[hit], count[hit], start[at[hit]], count[at[hit]])
+        left.append(a)
+        right.append(b)
+    a, b = np.concatenate(left), np.concatenate(right)
+    close = coords.distance_m(x[a], y[a], x[b], y[b]) <= tolerance_m
+    near[np.maximum(idx[a], idx[b])[close]] = True
+    near &= ~exact
     return exact, near
+
+
+def _pairs(start_a: NDArray, count_a: NDArray, start_b: NDArray, count_b: NDArray) -> tuple[NDArray, NDArray]:
+    """Every (i, j) with i in run a and j in run b, for each pair of runs, vectorized."""
+    sizes = count_a * count_b
+    total = int(sizes.sum())
+    if not total:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    run = np.repeat(np.arange(len(sizes)), sizes)
+    within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return start_a[run] + within // count_b[run], start_b[run] + within % count_b[run]
 
 
 @dataclass(frozen=True)
@@ -178,17 +242,41 @@ def detect_system(
                        (float(np.median(east)), float(np.median(north))))  # fmt: skip
 
 
-def outcomes(flags: dict[str, NDArray[np.bool_]]) -> tuple[NDArray, NDArray]:
-    """(outcome, reasons) per record; reasons as 'A;B' in REASONS order, '' when verified."""
+def reason_mask(flags: dict[str, NDArray[np.bool_]]) -> NDArray[np.uint16]:
+    """One bit per reason code (REASONS order) per record: the outcome, the reason text and
+    every count follow from it."""
     n = len(next(iter(flags.values())))
-    codes = [c for c in REASONS if c in flags]
-    matrix = np.column_stack([flags[c] for c in codes]) if codes else np.zeros((n, 0), dtype=bool)
-    text = np.full(n, "", dtype="<U200")
-    for code in codes:
-        text = np.char.add(text, np.where(flags[code], code + ";", ""))
-    reasons = np.char.rstrip(text, ";").astype(object)
-    any_reason = matrix.any(axis=1)
-    fixable = np.array([c in AUTO_FIXABLE for c in codes], dtype=bool)
-    only_fixable = any_reason & ~(matrix & ~fixable).any(axis=1)
-    outcome = np.where(~any_reason, "verified", np.where(only_fixable, "corrected", "field_verification"))
-    return outcome.astype(object), reasons
+    mask = np.zeros(n, dtype=np.uint16)
+    for bit, code in enumerate(REASONS):
+        if code in flags:
+            mask |= np.asarray(flags[code], dtype=bool).astype(np.uint16) << np.uint16(bit)
+    return mask
+
+
+def mask_reasons(mask: int) -> list[str]:
+    return [code for bit, code in enumerate(REASONS) if mask >> bit & 1]
+
+
+def mask_outcome(mask: int) -> str:
+    reasons = mask_reasons(mask)
+    if not reasons:
+        return "verified"
+    return "corrected" if all(code in AUTO_FIXABLE for code in reasons) else "field_verification"
+
+
+def outcomes(flags: dict[str, NDArray[np.bool_]]) -> tuple[Any, Any]:
+    """(outcome, reasons) per record as Arrow string arrays; reasons as 'A;B' in REASONS
+    order, '' when verified. Labels are made once per distinct mask, not per record."""
+    return labels(reason_mask(flags))
+
+
+def labels(mask: NDArray[np.uint16]) -> tuple[Any, Any]:
+    import pyarrow as pa
+
+    seen = np.bincount(mask, minlength=1 << len(REASONS)).astype(bool)
+    present = np.flatnonzero(seen)
+    lookup = np.cumsum(seen, dtype=np.int32) - 1  # the position of a mask among those present
+    index = pa.array(lookup[mask])
+    outcome = pa.DictionaryArray.from_arrays(index, pa.array([mask_outcome(int(m)) for m in present], pa.string()))
+    reasons = pa.DictionaryArray.from_arrays(index, pa.array([";".join(mask_reasons(int(m))) for m in present]))
+    return outcome.cast(pa.string()), reasons.cast(pa.string())

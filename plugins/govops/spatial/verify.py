@@ -1,16 +1,15 @@
-"""One batch of records through every per-record check, as plain pandas in and out, so the
-Spark job (spark_jobs/verify_spatial.py) runs it per Arrow batch and tests run it as is.
+"""Records through every per-record check, Arrow in and Arrow out, so the Spark job's tasks
+(spark_jobs/verify_spatial.py, govops.spatial.chunks) run it on their chunk of the input
+and tests run it as is. No Python object per record: Arrow kernels and numpy throughout.
 
-Input columns: ``record_id``, ``lon_raw``, ``lat_raw`` (text or numbers as the source
-holds them), ``address`` (text, may be null), ``ref_lon`` / ``ref_lat`` (the WGS-84
-reference point of the record's standard address, null when it has none). Spark adds
-what its JVM computes faster than Python: ``lon_num``, ``lat_num``, ``decimals`` and
-``district_named`` (see ``jvm_columns``); without them, pandas computes the same.
+Input columns (``INPUT``): ``record_id``, ``lon_raw``, ``lat_raw`` (text or numbers as the
+source holds them), ``address`` (text, may be null), ``ref_lon`` / ``ref_lat`` (the WGS-84
+reference point of the record's standard address, null when it has none).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,90 +17,83 @@ from govops import coords
 from govops.spatial import address, boundaries, checks
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from numpy.typing import NDArray
 
-# Columns verify_batch adds: the WGS-84 point after automatic fixes, where it falls, and
-# one boolean per reason code computed per record (duplicates are added across batches).
-OUTPUT_SCHEMA = (
-    "record_id string, lon_raw string, lat_raw string, address string, lon double, lat double, "
-    "district_found string, district_named string, distance_to_reference_m double, "
-    + ", ".join(f"{code} boolean" for code in checks.REASONS if code not in ("DUPLICATE", "NEAR_DUPLICATE"))
-)
+INPUT = ("record_id", "lon_raw", "lat_raw", "address", "ref_lon", "ref_lat")
+# What the verified dataset holds per record: the source's values, the WGS-84 point after
+# automatic fixes (null when unusable), where it falls, and the verdict.
+OUTPUT_COLUMNS = {
+    "record_id": "string", "lon_raw": "string", "lat_raw": "string", "address": "string", "lon": "float64",
+    "lat": "float64", "district_found": "string", "district_named": "string",
+    "distance_to_reference_m": "float64", "reasons": "string", "outcome": "string",
+}  # fmt: skip
+UNUSABLE = ("MISSING", "NON_NUMERIC", "OUT_OF_RANGE", "PLACEHOLDER")
 
 
-def verify_batch(
-    frame: pd.DataFrame,
-    area: boundaries.Boundaries,
-    rules: checks.Rules,
-    *,
-    batch_system: str = "WGS-84",
-    expected_district: str | None = None,
-) -> pd.DataFrame:
-    """The per-record checks of one batch. ``batch_system`` is what the whole batch was
-    detected to be recorded in; usable points are converted from it to WGS-84."""
-    import pandas as pd
+def output_schema() -> Any:  # -> pyarrow.Schema
+    import pyarrow as pa
 
-    if "lon_num" in frame:
-        missing = (frame["lon_raw"].isna() | frame["lat_raw"].isna()).to_numpy() | (
-            (frame["lon_raw"].str.strip() == "") | (frame["lat_raw"].str.strip() == "")
-        ).fillna(False).to_numpy(dtype=bool)
-        lon_num = frame["lon_num"].to_numpy(dtype=float, na_value=np.nan)
-        lat_num = frame["lat_num"].to_numpy(dtype=float, na_value=np.nan)
-        parsed = checks.Parsed(lon_num, lat_num, missing, ~missing & (np.isnan(lon_num) | np.isnan(lat_num)),
-                               frame["decimals"].to_numpy(dtype=np.int64, na_value=0))  # fmt: skip
-    else:
-        parsed = checks.parse(frame["lon_raw"], frame["lat_raw"])
-    lon, lat, flags = checks.point_checks(parsed, rules)
-    usable = ~(flags["MISSING"] | flags["NON_NUMERIC"] | flags["OUT_OF_RANGE"] | flags["PLACEHOLDER"])
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind in OUTPUT_COLUMNS.items()])
+
+
+def locate(
+    lon_raw: Any, lat_raw: Any, rules: checks.Rules, batch_system: str
+) -> tuple[NDArray, NDArray, NDArray[np.bool_], dict[str, NDArray[np.bool_]]]:
+    """(lon, lat, usable, flags): the WGS-84 point after automatic fixes (swaps restored,
+    the batch's system converted; NaN where unusable) and the point checks' flags.
+    ``batch_system`` is what the whole batch was detected to be recorded in."""
+    lon, lat, flags = checks.point_checks(checks.parse(lon_raw, lat_raw), rules)
+    usable = ~np.logical_or.reduce([flags[code] for code in UNUSABLE])
     shifted = usable & (batch_system != "WGS-84")
     if shifted.any():
         wlon, wlat = coords.to_wgs84(lon, lat, batch_system)
         lon, lat = np.where(shifted, wlon, lon), np.where(shifted, wlat, lat)
     flags["CRS_SHIFTED"] = shifted
-    lon, lat = np.where(usable, lon, np.nan), np.where(usable, lat, np.nan)
+    return np.where(usable, lon, np.nan), np.where(usable, lat, np.nan), usable, flags
 
+
+def verify_table(
+    table: Any,
+    area: boundaries.Boundaries,
+    rules: checks.Rules,
+    *,
+    batch_system: str = "WGS-84",
+    expected_district: str | None = None,
+    exact: NDArray[np.bool_] | None = None,
+    near: NDArray[np.bool_] | None = None,
+) -> tuple[Any, NDArray[np.uint16]]:
+    """(the verified records as an Arrow table of ``output_schema()``, their reason masks).
+    ``exact`` / ``near`` are the duplicate flags, found across the whole input."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    lon, lat, usable, flags = locate(table["lon_raw"], table["lat_raw"], rules, batch_system)
     where = boundaries.assign(area, lon, lat)
-    names = np.array([*area.names, ""], dtype=object)
-    found = names[where]  # -1 picks the trailing ""
+    names = pa.array([*area.names, ""], pa.string())
+    found = pc.take(names, pa.array(np.where(where < 0, len(area.names), where)))
     flags["OUTSIDE_AREA"] = usable & (where < 0)
-    if "district_named" in frame:
-        named = frame["district_named"].fillna("").to_numpy(dtype=object)
-    elif "address" in frame:
-        named = address.parse(frame["address"])["district"].to_numpy(dtype=object)
-    else:
-        named = np.full(len(frame), "", object)
-    expected = np.where(named != "", named, expected_district or "")
-    flags["WRONG_DISTRICT"] = usable & (where >= 0) & (expected != "") & (found != expected)
-
-    nothing = np.full(len(lon), np.nan)
-    ref_lon = frame["ref_lon"].to_numpy(dtype=float, na_value=np.nan) if "ref_lon" in frame else nothing
-    ref_lat = frame["ref_lat"].to_numpy(dtype=float, na_value=np.nan) if "ref_lat" in frame else nothing
+    named = address.districts(table["address"])
+    expected = pc.if_else(pc.equal(named, ""), expected_district or "", named)
+    differs = pc.and_(pc.not_equal(expected, ""), pc.not_equal(found, expected)).to_numpy(zero_copy_only=False)
+    flags["WRONG_DISTRICT"] = usable & (where >= 0) & differs
+    ref_lon = table["ref_lon"].to_numpy().astype(float)  # nulls become NaN
+    ref_lat = table["ref_lat"].to_numpy().astype(float)
     distance = coords.distance_m(lon, lat, ref_lon, ref_lat)
     with np.errstate(invalid="ignore"):
         flags["FAR_FROM_ADDRESS"] = usable & (distance > rules.far_from_address_m)
+    flags["DUPLICATE"] = exact if exact is not None else np.zeros(n, dtype=bool)
+    flags["NEAR_DUPLICATE"] = near if near is not None else np.zeros(n, dtype=bool)
+    mask = checks.reason_mask(flags)
+    outcome, reasons = checks.labels(mask)
 
-    out = pd.DataFrame({
-        "record_id": frame["record_id"].astype("string"),
-        "lon_raw": frame["lon_raw"].astype("string"), "lat_raw": frame["lat_raw"].astype("string"),
-        "address": frame["address"].astype("string") if "address" in frame else pd.Series(pd.NA, dtype="string"),
-        "lon": lon, "lat": lat, "district_found": found.astype(str), "district_named": named.astype(str),
-        "distance_to_reference_m": distance,
-    })  # fmt: skip
-    for code in checks.REASONS:
-        if code in flags:
-            out[code] = flags[code]
-    return out
+    def text(column: str) -> Any:
+        values = table[column]
+        return values if values.type == pa.string() else pc.cast(values, pa.string())
 
-
-def jvm_columns(lon_raw: str, lat_raw: str, address_column: str) -> list[tuple[str, str]]:
-    """(name, Spark SQL expression) of the columns Spark computes for verify_batch: the
-    numbers, the written decimals and the district the address names."""
-    number = "try_cast(trim({c}) AS double)"
-    written = "length(regexp_extract(trim({c}), '\\\\.(\\\\d*)$', 1))"
-    district = address.java_district_expression(address_column)
-    return [
-        ("lon_num", number.format(c=lon_raw)),
-        ("lat_num", number.format(c=lat_raw)),
-        ("decimals", f"least({written.format(c=lon_raw)}, {written.format(c=lat_raw)})"),
-        ("district_named", district),
-    ]
+    out = pa.table([
+        text("record_id"), text("lon_raw"), text("lat_raw"), text("address"),
+        pa.array(lon, mask=~usable), pa.array(lat, mask=~usable), found, named,
+        pa.array(distance, mask=np.isnan(distance)), reasons, outcome,
+    ], schema=output_schema())  # fmt: skip
+    return out, mask
