@@ -30,6 +30,7 @@ run's figures for the report, and metering: item 10, one coordinate point per re
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from govops.spark import job
@@ -38,6 +39,7 @@ from govops.spark.manifest import run_key
 OUTCOMES = ("verified", "corrected", "field_verification")
 DETECT_SAMPLE = 50_000  # matched records compared to detect the batch's system
 DETECT_READ = 1_000_000  # records read at most to find them
+BUCKET_POINTS = 500_000
 
 
 def _detect_system(input_uri, chunk_list, columns, library, rules):  # -> checks.BatchSystem | None
@@ -72,11 +74,16 @@ def verify(ctx: job.JobContext) -> None:
     from govops.spatial import boundaries, checks, chunks
 
     a = ctx.args
+    sc = ctx.spark.sparkContext
+    # Start the Python workers (a second or so of forking and imports) while the driver
+    # reads the boundaries and the library and plans.
+    cores = sc.defaultParallelism
+    warming = threading.Thread(target=lambda: sc.parallelize(range(cores), cores).foreach(chunks.warm_up))
+    warming.start()
     a.reference, a.district = a.reference or None, a.district or None  # "" from a template means none
     area = boundaries.load(Path(a.boundaries) if a.boundaries else None)
     rules = checks.Rules(min_decimals=a.min_decimals, near_duplicate_m=a.near_duplicate_m,
                          far_from_address_m=a.far_from_address_m, area_bounds=area.bounds)  # fmt: skip
-    sc = ctx.spark.sparkContext
 
     with ctx.timed("plan_s"):
         chunk_list, schema = chunks.plan(a.input, int(ctx.options.get("chunk_rows", chunks.CHUNK_ROWS)))
@@ -100,14 +107,18 @@ def verify(ctx: job.JobContext) -> None:
     anomalies = ctx.staged_output("anomalies", f"spatial/{a.dataset}/{key}")
     for staged in (out, anomalies):
         ctx.fs.mkdirs(staged.staging)
+    # Buckets of the duplicate search: one per core at least, and about BUCKET_POINTS each
+    # (sorting a few big ones costs more than many small ones).
+    buckets = max(sc.defaultParallelism, -(-sum(c.rows for c in chunk_list) // BUCKET_POINTS))
     task = chunks.Job(a.input, columns, rules.__dict__, batch_system, a.district,
-                      max(2, sc.defaultParallelism * 2), out.staging, anomalies.staging)  # fmt: skip
-    # A task per core or two, each taking its chunks in turn: a Python task costs tens of
-    # milliseconds to start, a chunk of 250,000 records a few hundred to check.
-    slices = max(1, min(len(chunk_list), sc.defaultParallelism * 2))
+                      buckets, out.staging, anomalies.staging)  # fmt: skip
+    # A task per core, each taking its chunks in turn: a Python task costs a hundred
+    # milliseconds or more to start, a chunk of 250,000 records a few hundred to check.
+    slices = max(1, min(len(chunk_list), sc.defaultParallelism))
     polygons = sc.broadcast((Path(area.source).suffix, Path(area.source).read_bytes()))
     reference = sc.broadcast(library.to_bytes() if library else b"")
 
+    warming.join()
     with ctx.timed("duplicates_s"):
         tolerance = rules.near_duplicate_m
         found = (sc.parallelize(chunk_list, slices)

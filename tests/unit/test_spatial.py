@@ -206,3 +206,44 @@ def test_distance_percentiles_merge_across_chunks() -> None:
     exact = np.quantile(np.concatenate(parts), [0.5, 0.9, 0.99])
     assert np.allclose(merged, exact, rtol=0.05)
     assert chunks.merged_percentiles([{"compared": 0, "quantiles": []}], (0.5,)) == []
+
+
+def test_duplicates_by_bucket_equal_the_whole_input_search(tmp_path: Path) -> None:
+    """The job's duplicate search (chunks.points_by_bucket, then duplicates_in_bucket per
+    bucket) flags the same records as one search over the whole input: pairs that straddle
+    a grid cell's border, or chunks, included."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from govops.spatial import chunks
+
+    rng = np.random.default_rng(7)
+    n = 6000
+    # Points on and around grid lines (multiples of CELL_DEG), so many pairs cross a border.
+    lon = 121.0 + rng.integers(0, 4, n) * chunks.CELL_DEG + rng.normal(0, 4e-6, n)
+    lat = 31.1 + rng.integers(0, 4, n) * chunks.CELL_DEG + rng.normal(0, 4e-6, n)
+    lon[100:200], lat[100:200] = lon[:100], lat[:100]  # exact copies
+    text = [f"{x:.7f}" for x in lon]
+    text[5] = "not a number"
+    table = pa.table({"id": [f"R{i:05d}" for i in range(n)], "lon": text, "lat": [f"{y:.7f}" for y in lat]})
+    pq.write_table(table, tmp_path / "part-0.parquet", row_group_size=500)
+    planned, _ = chunks.plan(tmp_path.as_uri(), chunk_rows=1000)
+    rules = checks.Rules(near_duplicate_m=1.0)
+    job = chunks.Job(tmp_path.as_uri(), chunks.Columns("id", "lon", "lat", None, None), rules.__dict__,
+                     "WGS-84", None, 3, "", "")  # fmt: skip
+    buckets: dict[int, list] = {}
+    for chunk in planned:
+        for bucket, block in chunks.points_by_bucket(chunk, job):
+            buckets.setdefault(bucket, []).append(block)
+    found = [chunks.duplicates_in_bucket(blocks, 1.0) for blocks in buckets.values()]
+    positions = np.concatenate([f[0] for f in found])
+    kinds = np.concatenate([f[1] for f in found])
+    assert len(positions) == len(set(positions.tolist()))  # each record decided by one bucket
+
+    from govops.spatial import verify
+
+    whole_lon, whole_lat, usable, _ = verify.locate(table["lon"], table["lat"], rules, "WGS-84")
+    exact, near = checks.duplicates(whole_lon, whole_lat, usable, 1.0)
+    assert sorted(positions[kinds == 1].tolist()) == np.flatnonzero(exact).tolist()
+    assert sorted(positions[kinds == 2].tolist()) == np.flatnonzero(near).tolist()
+    assert exact.sum() >= 100 and near.sum() > 1000

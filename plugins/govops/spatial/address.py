@@ -60,9 +60,10 @@ def _levels(addresses: Any, levels: int, wanted: tuple[str, ...] = tuple(LEVELS)
         prefix = "^" + "".join(f"(?:{LEVELS[name]})?" for name in names[:i])
         rest = pc.binary_length(pc.replace_substring_regex(text, prefix, ""))
         ends.append(total - rest.to_numpy(zero_copy_only=False))
-    out = {name: pc.fill_null(pc.take(_spans(text, ends[i], ends[i + 1]), encoded.indices), "")
-           for i, name in enumerate(names) if name in wanted}  # fmt: skip
-    if {"city", "district", "street"} <= out.keys():
+    # Everything on the distinct addresses; one take per wanted level at the end.
+    out = {name: _spans(text, ends[i], ends[i + 1]) for i, name in enumerate(names)
+           if name in wanted or name in ("city", "street")}  # fmt: skip
+    if "district" in out:
         # Without look-ahead, a county-level city with no district after it reads as a city.
         lone_city = pc.and_(pc.and_(pc.equal(out["district"], ""), pc.ends_with(out["city"], "市")),
                             pc.not_equal(out["street"], ""))  # fmt: skip
@@ -71,7 +72,7 @@ def _levels(addresses: Any, levels: int, wanted: tuple[str, ...] = tuple(LEVELS)
     if "province" in out:
         # 上海 and 上海市 name the same province; the standard form keeps the 市.
         out["province"] = pc.replace_substring_regex(out["province"], rf"^({MUNICIPALITIES})$", r"\1市")
-    return out
+    return {name: pc.fill_null(pc.take(out[name], encoded.indices), "") for name in names if name in wanted}
 
 
 def _spans(text: Any, start: NDArray, stop: NDArray) -> Any:  # -> pyarrow string Array
@@ -107,10 +108,7 @@ def districts(addresses: Any) -> Any:  # -> pyarrow string Array
         addresses = addresses.combine_chunks()
     if not isinstance(addresses, pa.Array):
         addresses = pa.array(list(addresses), type=pa.string(), from_pandas=True)
-    text = pc.fill_null(addresses.cast(pa.string()), "")
-    digit = pc.find_substring_regex(text, "[0-9]").to_numpy(zero_copy_only=False)
-    length = pc.binary_length(text).to_numpy(zero_copy_only=False)
-    heads = _spans(text, np.zeros(len(text), np.int64), np.where(digit >= 0, digit, length))
+    heads = pc.replace_substring_regex(addresses.cast(pa.string()), "(?s)[0-9].*", "", max_replacements=1)
     return _levels(heads, 4, ("city", "district", "street"))["district"]
 
 

@@ -53,6 +53,27 @@ class Chunk:
     rows: int
 
 
+def warm_up(_: Any) -> None:
+    """Imports what the tasks use, so a Python worker started early is ready for them."""
+    import pyarrow.compute
+    import pyarrow.parquet  # noqa: F401
+    import shapely  # noqa: F401
+
+    task_threads()
+
+
+def task_threads() -> None:
+    """Arrow's thread pool as wide as the Spark task's CPUs (spark.task.cpus, 1 by default):
+    otherwise every task reads, computes and writes on all the machine's cores, and tasks
+    running side by side fight over them."""
+    import pyarrow as pa
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    if context is not None:
+        pa.set_cpu_count(max(1, context.cpus()))
+
+
 def filesystem(uri: str) -> tuple[Any, str]:
     from pyarrow import fs as pafs
 
@@ -251,7 +272,7 @@ def duplicates_in_bucket(blocks: Iterable[tuple[NDArray, ...]], tolerance_m: flo
     position, lon, lat, home = (np.concatenate([b[i] for b in blocks]) for i in range(4))
     # A record may be here twice (its own cell and a neighbour in the same bucket): once,
     # in input order, home if either copy is.
-    order = np.lexsort((~home, position))
+    order = np.argsort(position * 2 + ~home, kind="stable")  # by position, the home copy first
     position, lon, lat, home = position[order], lon[order], lat[order], home[order]
     first = np.concatenate(([True], position[1:] != position[:-1]))
     position, lon, lat, home = position[first], lon[first], lat[first], home[first]
@@ -275,6 +296,7 @@ def verify_chunk(chunk: Chunk, job: Job, area: boundaries.Boundaries, library: L
     returns its figures."""
     import pyarrow.compute as pc
 
+    task_threads()
     table = records(job.input_uri, chunk, job.columns, library)
     lo, hi = np.searchsorted(duplicate_positions, [chunk.first, chunk.first + chunk.rows])
     exact = np.zeros(chunk.rows, dtype=bool)
