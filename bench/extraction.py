@@ -6,7 +6,10 @@ database, in one run:
 - the extract Spark job (spark_jobs/extract.py, the batch pipelines' job) reading the same
   table over JDBC with partitioned parallel reads and writing Parquet to a lake, with
   1 and with 2 cores: rows/s on the job's own time (without the JVM start-up) and on the
-  whole spark-submit, and the ratio to COPY (goal: at least 0.5x).
+  whole spark-submit, and the ratio to COPY (goal: at least 0.5x);
+- Spark's own Parquet-to-Parquet copy of the job's output, in a fresh JVM with the same
+  cores (bench/spark_copy.py): no database, no cleansing, no checks, so the ceiling of any
+  Spark job writing those rows here.
 
 The table is built once with generate_series and kept (bench.persons_<N>) for later runs.
 The database server shares the machine's cores with Spark, as it does with COPY.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -111,6 +115,16 @@ def run_extract(url: str, table: str, lake: Path, cores: int, partitions: int) -
     return spark_submit(cmd, uri, env)
 
 
+def spark_parquet_copy(source: str, target: str, cores: int) -> float:
+    """Seconds of bench/spark_copy.py's copy (after its session started)."""
+    cmd = ["spark-submit", "--master", f"local[{cores}]", "--conf", "spark.ui.enabled=false", "--driver-memory", "4g",
+           str(Path(__file__).with_name("spark_copy.py")), source, target]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr[-3000:])
+    return float(json.loads(result.stdout.strip().splitlines()[-1])["seconds"])
+
+
 def bench_extraction(rows: int, partitions: int) -> None:
     url = settings.connection_url(settings.SOURCE_CONN_ID)
     table = ensure_table(url, rows)
@@ -135,5 +149,9 @@ def bench_extraction(rows: int, partitions: int) -> None:
               f"= {rows / job_s:,.0f} rows/s ({rows / job_s / copy_rate:.2f}x COPY); whole spark-submit "
               f"{m['wall_s']:.1f}s = {rows / m['wall_s']:,.0f} rows/s ({rows / m['wall_s'] / copy_rate:.2f}x COPY); "
               f"{out['bytes'] / 1e6:,.0f} MB Parquet; timings {t}")  # fmt: skip
+        copy_s = spark_parquet_copy(out["uri"], f"{lake.as_uri()}/copy", cores)
+        print(f"  Spark's own Parquet-to-Parquet copy of those rows, local[{cores}], fresh JVM: {copy_s:.1f}s = "
+              f"{rows / copy_s:,.0f} rows/s ({rows / copy_s / copy_rate:.2f}x COPY), the most a Spark job writing "
+              f"them can do here")  # fmt: skip
     print(f"extract scaling 1 -> 2 cores: {per_core[2] / per_core[1]:.2f}x")
     shutil.rmtree(lake, ignore_errors=True)

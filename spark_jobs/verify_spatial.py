@@ -105,27 +105,27 @@ def verify(ctx: job.JobContext) -> None:
     out = ctx.staged_output("verified", a.dataset)
     key = run_key(a.dag_id, a.run_id, a.task_id, a.map_index).replace("/", "__")
     anomalies = ctx.staged_output("anomalies", f"spatial/{a.dataset}/{key}")
-    for staged in (out, anomalies):
+    work = ctx.staged_output("_work", f"spatial/{a.dataset}")  # the duplicate search's blocks, never published
+    for staged in (out, anomalies, work):
         ctx.fs.mkdirs(staged.staging)
     # Buckets of the duplicate search: one per core at least, and about BUCKET_POINTS each
     # (sorting a few big ones costs more than many small ones).
     buckets = max(sc.defaultParallelism, -(-sum(c.rows for c in chunk_list) // BUCKET_POINTS))
     task = chunks.Job(a.input, columns, rules.__dict__, batch_system, a.district,
                       buckets, out.staging, anomalies.staging)  # fmt: skip
-    # A task per core, each taking its chunks in turn: a Python task costs a hundred
-    # milliseconds or more to start, a chunk of 250,000 records a few hundred to check.
+    # A task per core, each taking its chunks in turn: a Python task costs tens of
+    # milliseconds to start (its function and broadcasts unpickled), a chunk a few hundred.
     slices = max(1, min(len(chunk_list), sc.defaultParallelism))
-    polygons = sc.broadcast((Path(area.source).suffix, Path(area.source).read_bytes()))
+    polygons = sc.broadcast(boundaries.to_wkb(area))
     reference = sc.broadcast(library.to_bytes() if library else b"")
 
     warming.join()
     with ctx.timed("duplicates_s"):
-        tolerance = rules.near_duplicate_m
-        found = (sc.parallelize(chunk_list, slices)
-                 .flatMap(lambda c: chunks.points_by_bucket(c, task))
-                 .partitionBy(task.buckets, lambda b: b)
-                 .mapPartitions(lambda blocks: [chunks.duplicates_in_bucket((v for _, v in blocks), tolerance)])
-                 .collect())  # fmt: skip
+        tolerance, points = rules.near_duplicate_m, work.staging
+        sc.parallelize(chunk_list, slices).foreach(lambda c: chunks.write_points(c, task, points))
+        found = sc.parallelize(range(buckets), slices).map(
+            lambda b: chunks.bucket_duplicates(b, points, tolerance)).collect()  # fmt: skip
+        ctx.fs.delete(work.staging)
         positions = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
         kinds = np.concatenate([f[1] for f in found]) if found else np.zeros(0, np.int8)
         order = np.argsort(positions)
@@ -135,7 +135,7 @@ def verify(ctx: job.JobContext) -> None:
         from govops.spatial import boundaries as b
         from govops.spatial import chunks as c
 
-        local = b.from_bytes(*polygons.value)  # parsed once per Python worker
+        local = b.from_wkb(*polygons.value)  # built once per Python worker
         lib = c.Library.from_bytes(reference.value) if reference.value else None
         return c.verify_chunk(chunk, task, local, lib, *duplicates.value)
 

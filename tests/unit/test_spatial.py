@@ -123,12 +123,18 @@ def test_address_parsing() -> None:
 
 
 def test_districts_read_as_the_whole_parse_does() -> None:
+    import pyarrow as pa
+
     """The job reads only the levels down to the street (address.districts): the district
     must be the one the whole pattern gives, on every address above and on blanks."""
-    texts = [text for text, _ in ADDRESSES] + ["", "  ", "苏州市花桥镇绿地大道8号", None]
+    texts = [text for text, _ in ADDRESSES] + ["青浦区1号", "上海市闵行区", "", "  ", "苏州市花桥镇绿地大道8号", None]
     found = address.districts(pd.Series(texts, dtype=object)).to_pylist()
     assert found == address.parse(pd.Series(texts, dtype=object))["district"].tolist()
     assert found[:5] == ["青浦区", "青浦区", "青浦区", "青浦区", "昆山市"] and found[-2:] == ["苏州市", ""]
+    assert found[len(ADDRESSES) : len(ADDRESSES) + 2] == ["青浦区", "闵行区"]
+    # A slice of a longer array reads the same.
+    sliced = pa.array(["x", *texts[:4]]).slice(1)
+    assert address.districts(sliced).to_pylist() == found[:4]
 
 
 def test_grid_duplicates_match_a_spatial_index_on_clustered_points() -> None:
@@ -209,7 +215,7 @@ def test_distance_percentiles_merge_across_chunks() -> None:
 
 
 def test_duplicates_by_bucket_equal_the_whole_input_search(tmp_path: Path) -> None:
-    """The job's duplicate search (chunks.points_by_bucket, then duplicates_in_bucket per
+    """The job's duplicate search (chunks.write_points per chunk, then bucket_duplicates per
     bucket) flags the same records as one search over the whole input: pairs that straddle
     a grid cell's border, or chunks, included."""
     import pyarrow as pa
@@ -226,16 +232,15 @@ def test_duplicates_by_bucket_equal_the_whole_input_search(tmp_path: Path) -> No
     text = [f"{x:.7f}" for x in lon]
     text[5] = "not a number"
     table = pa.table({"id": [f"R{i:05d}" for i in range(n)], "lon": text, "lat": [f"{y:.7f}" for y in lat]})
-    pq.write_table(table, tmp_path / "part-0.parquet", row_group_size=500)
-    planned, _ = chunks.plan(tmp_path.as_uri(), chunk_rows=1000)
+    (tmp_path / "input").mkdir()
+    pq.write_table(table, tmp_path / "input/part-0.parquet", row_group_size=500)
+    planned, _ = chunks.plan((tmp_path / "input").as_uri(), chunk_rows=1000)
     rules = checks.Rules(near_duplicate_m=1.0)
-    job = chunks.Job(tmp_path.as_uri(), chunks.Columns("id", "lon", "lat", None, None), rules.__dict__,
+    job = chunks.Job((tmp_path / "input").as_uri(), chunks.Columns("id", "lon", "lat", None, None), rules.__dict__,
                      "WGS-84", None, 3, "", "")  # fmt: skip
-    buckets: dict[int, list] = {}
-    for chunk in planned:
-        for bucket, block in chunks.points_by_bucket(chunk, job):
-            buckets.setdefault(bucket, []).append(block)
-    found = [chunks.duplicates_in_bucket(blocks, 1.0) for blocks in buckets.values()]
+    work = (tmp_path / "work").as_uri()
+    assert sum(chunks.write_points(chunk, job, work) for chunk in planned) > len(planned)
+    found = [chunks.bucket_duplicates(bucket, work, 1.0) for bucket in range(job.buckets)]
     positions = np.concatenate([f[0] for f in found])
     kinds = np.concatenate([f[1] for f in found])
     assert len(positions) == len(set(positions.tolist()))  # each record decided by one bucket

@@ -108,8 +108,35 @@ def districts(addresses: Any) -> Any:  # -> pyarrow string Array
         addresses = addresses.combine_chunks()
     if not isinstance(addresses, pa.Array):
         addresses = pa.array(list(addresses), type=pa.string(), from_pandas=True)
-    heads = pc.replace_substring_regex(addresses.cast(pa.string()), "(?s)[0-9].*", "", max_replacements=1)
-    return _levels(heads, 4, ("city", "district", "street"))["district"]
+    return _levels(_heads(pc.fill_null(addresses.cast(pa.string()), "")), 4, ("city", "district", "street"))["district"]
+
+
+def _heads(text: Any) -> Any:  # -> pyarrow string_view Array
+    """Each text up to its first ASCII digit, as Arrow string views into the texts' own
+    bytes: no copy, and hashing them (to parse each head once) is cheap."""
+    import pyarrow as pa
+
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
+    if not len(data):
+        return text
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
+    start, stop = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
+    digit = np.flatnonzero((data >= 0x30) & (data <= 0x39))
+    row = np.searchsorted(offsets, digit, side="right") - 1
+    first = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
+    stop[row[first]] = digit[first]
+    size = stop - start
+    # A view is 16 bytes: the size, then up to 12 bytes inline, or else a 4-byte prefix, the
+    # data buffer's index (0) and the offset in it.
+    views = np.zeros((len(text), 16), dtype=np.uint8)
+    views[:, :4] = size.astype("<i4").view(np.uint8).reshape(-1, 4)
+    inline = np.flatnonzero(size <= 12)
+    at = start[inline, None] + np.arange(12)
+    views[inline, 4:] = np.where(np.arange(12) < size[inline, None], data[np.minimum(at, len(data) - 1)], 0)
+    long = np.flatnonzero(size > 12)
+    views[long, 4:8] = data[start[long, None] + np.arange(4)]
+    views[long, 12:] = start[long].astype("<i4").view(np.uint8).reshape(-1, 4)
+    return pa.Array.from_buffers(pa.string_view(), len(text), [None, pa.py_buffer(views), text.buffers()[2]])
 
 
 def standard_forms(addresses: Any) -> Any:  # -> pyarrow string Array

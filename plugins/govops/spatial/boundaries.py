@@ -97,18 +97,26 @@ def assign(boundaries: Boundaries, lon: NDArray, lat: NDArray) -> NDArray[np.int
     return result
 
 
-_PARSED: dict[str, Boundaries] = {}
+_SHIPPED: dict[str, Boundaries] = {}
 
 
-def from_bytes(suffix: str, data: bytes) -> Boundaries:
-    """Boundaries shipped as file bytes (a Spark broadcast), parsed once per process."""
+def to_wkb(boundaries: Boundaries) -> tuple[tuple[str, ...], list[bytes], str]:
+    """What a Spark broadcast ships: names, polygons as WKB, the source's name."""
+    import shapely
+
+    return boundaries.names, list(shapely.to_wkb(boundaries.polygons)), boundaries.source
+
+
+def from_wkb(names: tuple[str, ...], polygons: list[bytes], source: str) -> Boundaries:
+    """Boundaries from :func:`to_wkb`, built once per process; shapely alone, so an
+    executor's Python worker does not import geopandas and GDAL for them."""
     import hashlib
-    import tempfile
 
-    key = hashlib.sha256(data).hexdigest()
-    if key not in _PARSED:
-        with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
-            handle.write(data)
-            handle.flush()
-            _PARSED[key] = load(Path(handle.name))
-    return _PARSED[key]
+    import shapely
+
+    key = hashlib.sha256(b"".join(polygons) + "\n".join(names).encode()).hexdigest()
+    if key not in _SHIPPED:
+        shapes = shapely.from_wkb(polygons)
+        shapely.prepare(shapes)
+        _SHIPPED[key] = Boundaries(tuple(names), shapes, source, shapely.bounds(shapes))
+    return _SHIPPED[key]

@@ -263,6 +263,44 @@ def points_by_bucket(chunk: Chunk, job: Job) -> Iterator[tuple[int, tuple[NDArra
             yield int(b[0]), (position[w], lon[w], lat[w], h)
 
 
+def write_points(chunk: Chunk, job: Job, work_uri: str) -> int:
+    """The chunk's point blocks as Arrow IPC files, one per bucket: ``<work>/b<bucket>/c<chunk>.arrow``
+    (the duplicate search's shuffle, through the lake: plain numbers, no pickling, no
+    compression that random coordinates would defeat). Returns the blocks written."""
+    import pyarrow as pa
+
+    task_threads()
+    fs, folder = filesystem(work_uri)
+    written = 0
+    for bucket, (position, lon, lat, home) in points_by_bucket(chunk, job):
+        table = pa.table({"position": position, "lon": lon, "lat": lat, "home": home})
+
+        def write(path: str, table: Any = table) -> None:
+            with fs.open_output_stream(path) as sink, pa.ipc.new_file(sink, table.schema) as out:
+                out.write_table(table)
+
+        fs.create_dir(f"{folder}/b{bucket:05d}", recursive=True)
+        lake.write_part(fs, f"{folder}/b{bucket:05d}", f"c{chunk.index:05d}.arrow", write)
+        written += 1
+    return written
+
+
+def bucket_duplicates(bucket: int, work_uri: str, tolerance_m: float) -> tuple[NDArray, NDArray]:
+    """:func:`duplicates_in_bucket` over the blocks :func:`write_points` left for ``bucket``."""
+    import pyarrow as pa
+    from pyarrow import fs as pafs
+
+    task_threads()
+    fs, folder = filesystem(work_uri)
+    blocks = []
+    for info in fs.get_file_info(pafs.FileSelector(f"{folder}/b{bucket:05d}", allow_not_found=True)):
+        if info.base_name.endswith(".arrow") and not info.base_name.startswith("."):
+            with fs.open_input_file(info.path) as handle:
+                table = pa.ipc.open_file(handle).read_all()
+            blocks.append(tuple(table[c].to_numpy() for c in ("position", "lon", "lat", "home")))
+    return duplicates_in_bucket(blocks, tolerance_m)
+
+
 def duplicates_in_bucket(blocks: Iterable[tuple[NDArray, ...]], tolerance_m: float) -> tuple[NDArray, NDArray]:
     """(positions, kind) of the bucket's home records that duplicate an earlier record:
     kind 1 exact, 2 near."""

@@ -79,7 +79,8 @@ def verify_table(
     flags["WRONG_DISTRICT"] = usable & (where >= 0) & differs
     ref_lon = table["ref_lon"].to_numpy().astype(float)  # nulls become NaN
     ref_lat = table["ref_lat"].to_numpy().astype(float)
-    distance = coords.distance_m(lon, lat, ref_lon, ref_lat)
+    compared = ~np.isnan(ref_lon)
+    distance = coords.distance_m(lon, lat, ref_lon, ref_lat) if compared.any() else np.full(n, np.nan)
     with np.errstate(invalid="ignore"):
         flags["FAR_FROM_ADDRESS"] = usable & (distance > rules.far_from_address_m)
     flags["DUPLICATE"] = exact if exact is not None else np.zeros(n, dtype=bool)
