@@ -141,8 +141,8 @@ def duplicates(lon: NDArray, lat: NDArray, usable: NDArray[np.bool_], tolerance_
     """(exact, near) duplicate flags: a record is flagged when an earlier one (in input
     order) has the same point, or one within ``tolerance_m``; the first stays unflagged.
 
-    A grid of cells one tolerance wide, sorted by cell (stable, so input order within a
-    cell): a point's partners are in its own cell or the four neighbours after it (the
+    A grid of cells one tolerance wide, sorted by cell (which of a pair is later comes
+    from the input positions, not the sort): a point's partners are in its own cell or the four neighbours after it (the
     other four see it from theirs), and the neighbour lookups are sorted, so each is one
     cache-friendly merge. Exact copies are found within crowded cells first, so a place
     recorded a thousand times costs a sort, not a million pairs. Candidate pairs are then
@@ -158,7 +158,7 @@ def duplicates(lon: NDArray, lat: NDArray, usable: NDArray[np.bool_], tolerance_
     # and the metric distance decides.
     width = tolerance_m / 111_320.0 / max(float(np.cos(np.radians(np.max(np.abs(y))))), 0.1)
     key = (np.floor(x / width).astype(np.int64) << 32) + np.floor(y / width).astype(np.int64)
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key)
     key, x, y, idx = key[order], x[order], y[order], idx[order]
 
     def runs(sorted_key: NDArray) -> tuple[NDArray, NDArray]:

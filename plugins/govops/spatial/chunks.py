@@ -255,7 +255,7 @@ def points_by_bucket(chunk: Chunk, job: Job) -> Iterator[tuple[int, tuple[NDArra
     bucket = ((np.concatenate([p[1] for p in pieces]) * 73856093) ^ (np.concatenate([p[2] for p in pieces])
                                                                     * 19349663)) % job.buckets  # fmt: skip
     home = np.concatenate([p[3] for p in pieces])
-    order = np.argsort(bucket, kind="stable")
+    order = np.argsort(bucket)
     bucket, which, home = bucket[order], which[order], home[order]
     bounds = np.flatnonzero(np.diff(bucket)) + 1
     for b, w, h in zip(np.split(bucket, bounds), np.split(which, bounds), np.split(home, bounds), strict=True):
@@ -310,7 +310,7 @@ def duplicates_in_bucket(blocks: Iterable[tuple[NDArray, ...]], tolerance_m: flo
     position, lon, lat, home = (np.concatenate([b[i] for b in blocks]) for i in range(4))
     # A record may be here twice (its own cell and a neighbour in the same bucket): once,
     # in input order, home if either copy is.
-    order = np.argsort(position * 2 + ~home, kind="stable")  # by position, the home copy first
+    order = np.argsort(position * 2 + ~home)  # by position, the home copy first
     position, lon, lat, home = position[order], lon[order], lat[order], home[order]
     first = np.concatenate(([True], position[1:] != position[:-1]))
     position, lon, lat, home = position[first], lon[first], lat[first], home[first]
