@@ -141,12 +141,12 @@ def duplicates(lon: NDArray, lat: NDArray, usable: NDArray[np.bool_], tolerance_
     """(exact, near) duplicate flags: a record is flagged when an earlier one (in input
     order) has the same point, or one within ``tolerance_m``; the first stays unflagged.
 
-    A grid of cells one tolerance wide, sorted by cell (which of a pair is later comes
-    from the input positions, not the sort): a point's partners are in its own cell or the four neighbours after it (the
-    other four see it from theirs), and the neighbour lookups are sorted, so each is one
-    cache-friendly merge. Exact copies are found within crowded cells first, so a place
-    recorded a thousand times costs a sort, not a million pairs. Candidate pairs are then
-    measured in metres.
+    A grid of cells one tolerance wide, sorted by cell: a point's partners are in its own
+    cell or the four neighbours after it (the other four see it from theirs), and the
+    neighbour lookups are sorted, so each is one cache-friendly merge. Which of a pair is
+    the later comes from the input positions, not from the sort. Exact copies are found
+    within crowded cells first, so a place recorded a thousand times costs a sort, not a
+    million pairs. Candidate pairs are then measured in metres.
     """
     exact = np.zeros(len(lon), dtype=bool)
     near = np.zeros(len(lon), dtype=bool)
