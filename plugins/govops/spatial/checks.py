@@ -102,7 +102,9 @@ def _parse_one(raw: Any) -> tuple[NDArray, NDArray, NDArray, NDArray]:
     missing = blank.to_numpy(zero_copy_only=False)
     # Decimals as written: the digits after the point of a plain decimal (none with an exponent).
     dot = pc.find_substring(text, ".")
-    plain = pc.and_(pc.greater_equal(dot, 0), pc.invert(pc.match_substring(text, "e", ignore_case=True)))
+    # Two plain searches: match_substring's ignore_case runs a regex, ten times slower.
+    exponent = pc.or_(pc.match_substring(text, "e"), pc.match_substring(text, "E"))
+    plain = pc.and_(pc.greater_equal(dot, 0), pc.invert(exponent))
     written = pc.if_else(plain, pc.subtract(pc.subtract(pc.binary_length(text), dot), 1), 0)
     decimals = pc.fill_null(written, 0).to_numpy(zero_copy_only=False).astype(np.int64)
     return value, missing, ~missing & np.isnan(value), decimals
