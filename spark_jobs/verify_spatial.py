@@ -75,10 +75,10 @@ def verify(ctx: job.JobContext) -> None:
 
     a = ctx.args
     sc = ctx.spark.sparkContext
-    # Start the Python workers (a second or so of forking and imports) while the driver
-    # reads the boundaries and the library and plans.
+    # Start the Python workers (their fork and imports) while the driver reads the
+    # boundaries and the library and plans.
     cores = sc.defaultParallelism
-    warming = threading.Thread(target=lambda: sc.parallelize(range(cores), cores).foreach(chunks.warm_up))
+    warming = threading.Thread(target=lambda: sc.parallelize(range(cores), cores).foreach(chunks.warm_up), daemon=True)
     warming.start()
     a.reference, a.district = a.reference or None, a.district or None  # "" from a template means none
     area = boundaries.load(Path(a.boundaries) if a.boundaries else None)

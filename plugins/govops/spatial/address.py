@@ -32,12 +32,12 @@ LEVELS: dict[str, str] = {
     "road": r"[^号]{1,12}?(?:大道|公路|路|街|巷|弄)",
     "house_number": r"\d+(?:-\d+)?号",
 }
-PATTERN = "^" + "".join(f"(?P<{level}>{pattern})?" for level, pattern in LEVELS.items())
 
 
 def _levels(addresses: Any, levels: int, wanted: tuple[str, ...] = tuple(LEVELS)) -> dict[str, Any]:
     """Arrow string arrays of the ``wanted`` ones of the first ``levels`` levels ("" where
-    absent), each distinct address parsed once: records repeat their addresses, and the regex is the cost.
+    absent), each distinct address parsed once: records repeat their addresses, and the
+    regex is the cost.
 
     Each level's span comes from how much of the text the pattern up to it consumes
     (a regex replace with no capture groups, which RE2 runs as a DFA: ten times faster

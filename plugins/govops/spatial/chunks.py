@@ -4,10 +4,10 @@ go from the files to numpy and back without a JVM row or a Python object per rec
 
 1. ``plan``: the input's files and row groups, in order, as chunks; each record's
    position in that order is what "earlier" means for duplicates.
-2. ``points_by_bucket`` (per chunk) and ``duplicates_in_bucket`` (per bucket), one
-   shuffle of compact point blocks: every usable point goes to the bucket of its grid cell,
-   and also visits the neighbouring cells it is within the tolerance of, so pairs across a
-   cell border are found; each bucket flags only its own (home) records.
+2. ``write_points`` (per chunk) and ``bucket_duplicates`` (per bucket), one shuffle of
+   compact point blocks through the lake: every usable point goes to the bucket of its
+   grid cell, and also visits the neighbouring cells it is within the tolerance of, so
+   pairs across a cell border are found; each bucket flags only its own (home) records.
 3. ``verify_chunk``: every check on the chunk's records (govops.spatial.verify), the
    duplicate flags from step 2, and the chunk's part of the verified and anomaly datasets;
    it returns its figures, which the driver adds up.
