@@ -120,11 +120,16 @@ def _local_executors_have_govops() -> bool:
     package installed, outside the --py-files zip: then their Python workers can start
     from govops.runtime.spark_daemon, which imports the installed, compiled pyspark instead
     of compiling Spark's pyspark.zip at every start (half a second per job)."""
+    import os
+    import shutil
     import sys
     from importlib.machinery import PathFinder
 
     from pyspark import SparkConf, SparkContext
 
+    workers = shutil.which(os.environ.get("PYSPARK_PYTHON") or sys.executable)
+    if not workers or os.path.abspath(workers) != os.path.abspath(sys.executable):
+        return False  # the workers run another Python than this driver
     SparkContext._ensure_initialized()  # the JVM spark-submit started: its conf names the master
     if not SparkConf().get("spark.master", "").startswith("local"):
         return False
