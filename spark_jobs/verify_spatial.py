@@ -169,7 +169,7 @@ def verify(ctx: job.JobContext) -> None:
             fs, folder = chunks.filesystem(uri)
             parts = [f for f in fs.get_file_info(pafs.FileSelector(folder))
                      if f.base_name.endswith(".parquet") and not f.base_name.startswith(".")]  # fmt: skip
-            return sum(pq.ParquetFile(fs.open_input_file(f.path)).metadata.num_rows for f in parts)
+            return sum(pq.read_metadata(f.path, filesystem=fs).num_rows for f in parts)
 
         written, anomalies_written = rows_in(out.staging), rows_in(anomalies.staging)
         if not read == total == written == sum(by_outcome.values()) or anomalies_written != flagged:

@@ -60,7 +60,7 @@ def test_exact_and_near_duplicates_flag_the_later_record() -> None:
 def test_outcomes_and_reason_lists() -> None:
     flags = {"SWAPPED": np.array([False, True, True, False]), "LOW_PRECISION": np.array([False, False, True, False]),
              "CRS_SHIFTED": np.array([False, False, False, True])}  # fmt: skip
-    outcome, reasons = checks.outcomes(flags)
+    outcome, reasons = checks.labels(checks.reason_mask(flags))
     assert outcome.tolist() == ["verified", "corrected", "field_verification", "corrected"]
     assert reasons.tolist() == ["", "SWAPPED", "SWAPPED;LOW_PRECISION", "CRS_SHIFTED"]
 

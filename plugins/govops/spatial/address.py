@@ -47,11 +47,7 @@ def _levels(addresses: Any, levels: int, wanted: tuple[str, ...] = tuple(LEVELS)
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(addresses, pa.ChunkedArray):
-        addresses = addresses.combine_chunks()
-    if not isinstance(addresses, pa.Array):
-        addresses = pa.array(list(addresses), type=pa.string(), from_pandas=True)
-    encoded = pc.dictionary_encode(addresses)
+    encoded = pc.dictionary_encode(_arrow(addresses))
     text = pc.replace_substring_regex(pc.fill_null(encoded.dictionary.cast(pa.string()), ""), r"\s+", "")
     names = list(LEVELS)[:levels]
     total = pc.binary_length(text).to_numpy(zero_copy_only=False)
@@ -75,16 +71,48 @@ def _levels(addresses: Any, levels: int, wanted: tuple[str, ...] = tuple(LEVELS)
     return {name: pc.fill_null(pc.take(out[name], encoded.indices), "") for name in names if name in wanted}
 
 
+def _arrow(addresses: Any) -> Any:  # -> pyarrow Array
+    """Addresses as one Arrow array, from Arrow, pandas or a list (None kept)."""
+    import pyarrow as pa
+
+    if isinstance(addresses, pa.ChunkedArray):
+        return addresses.combine_chunks()
+    return addresses if isinstance(addresses, pa.Array) else pa.array(list(addresses), pa.string(), from_pandas=True)
+
+
 def _spans(text: Any, start: NDArray, stop: NDArray) -> Any:  # -> pyarrow string Array
-    """text[i][start[i]:stop[i]] (UTF-8 byte offsets) for every i, gathered with numpy."""
+    """text[i][start[i]:stop[i]] (UTF-8 byte offsets) for every i, copied with one numpy
+    gather: the cheaper way for the short level spans of distinct addresses."""
     import pyarrow as pa
 
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if len(text) else np.zeros(0, np.uint8)
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
     length = stop - start
     new_offsets = np.concatenate(([0], np.cumsum(length))).astype(np.int32)
     gather = np.repeat(offsets[:-1] + start - new_offsets[:-1], length) + np.arange(new_offsets[-1])
     return pa.StringArray.from_buffers(len(text), pa.py_buffer(new_offsets), pa.py_buffer(data[gather].tobytes()))
+
+
+def _views(text: Any, start: NDArray, stop: NDArray) -> Any:  # -> pyarrow string_view Array
+    """:func:`_spans` as Arrow string views into the texts' own bytes, without a copy: the
+    cheaper way for long spans of every record (whose views are then only hashed). A view
+    is 16 bytes: the size, then up to 12 bytes
+    inline, or else a 4-byte prefix, the data buffer's index (0) and the offset in it."""
+    import pyarrow as pa
+
+    buffer = text.buffers()[2] if text.buffers()[2] is not None and text.buffers()[2].size else pa.py_buffer(b"\0")
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
+    begin, size = offsets[:-1] + np.asarray(start, np.int64), np.asarray(stop - start, np.int64)
+    views = np.zeros((len(text), 16), dtype=np.uint8)
+    views[:, :4] = size.astype("<i4").view(np.uint8).reshape(-1, 4)
+    inline = np.flatnonzero(size <= 12)
+    at = np.minimum(begin[inline, None] + np.arange(12), len(data) - 1)
+    views[inline, 4:] = np.where(np.arange(12) < size[inline, None], data[at], 0)
+    long = np.flatnonzero(size > 12)
+    views[long, 4:8] = data[begin[long, None] + np.arange(4)]
+    views[long, 12:] = begin[long].astype("<i4").view(np.uint8).reshape(-1, 4)
+    return pa.Array.from_buffers(pa.string_view(), len(text), [None, pa.py_buffer(views), buffer])
 
 
 def parse(addresses: pd.Series) -> pd.DataFrame:
@@ -104,39 +132,23 @@ def districts(addresses: Any) -> Any:  # -> pyarrow string Array
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(addresses, pa.ChunkedArray):
-        addresses = addresses.combine_chunks()
-    if not isinstance(addresses, pa.Array):
-        addresses = pa.array(list(addresses), type=pa.string(), from_pandas=True)
-    return _levels(_heads(pc.fill_null(addresses.cast(pa.string()), "")), 4, ("city", "district", "street"))["district"]
+    text = pc.fill_null(_arrow(addresses).cast(pa.string()), "")
+    return _levels(_heads(text), 4, ("city", "district", "street"))["district"]
 
 
 def _heads(text: Any) -> Any:  # -> pyarrow string_view Array
-    """Each text up to its first ASCII digit, as Arrow string views into the texts' own
-    bytes: no copy, and hashing them (to parse each head once) is cheap."""
-    import pyarrow as pa
-
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
-    if not len(data):
-        return text
+    """Each text up to its first ASCII digit, as views (hashing them, to parse each head
+    once, is cheap)."""
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
-    start, stop = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
-    digit = np.flatnonzero((data >= 0x30) & (data <= 0x39))
-    row = np.searchsorted(offsets, digit, side="right") - 1
-    first = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
-    stop[row[first]] = digit[first]
-    size = stop - start
-    # A view is 16 bytes: the size, then up to 12 bytes inline, or else a 4-byte prefix, the
-    # data buffer's index (0) and the offset in it.
-    views = np.zeros((len(text), 16), dtype=np.uint8)
-    views[:, :4] = size.astype("<i4").view(np.uint8).reshape(-1, 4)
-    inline = np.flatnonzero(size <= 12)
-    at = start[inline, None] + np.arange(12)
-    views[inline, 4:] = np.where(np.arange(12) < size[inline, None], data[np.minimum(at, len(data) - 1)], 0)
-    long = np.flatnonzero(size > 12)
-    views[long, 4:8] = data[start[long, None] + np.arange(4)]
-    views[long, 12:] = start[long].astype("<i4").view(np.uint8).reshape(-1, 4)
-    return pa.Array.from_buffers(pa.string_view(), len(text), [None, pa.py_buffer(views), text.buffers()[2]])
+    stop = np.diff(offsets).astype(np.int64)
+    if text.buffers()[2] is not None:
+        data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
+        digit = np.flatnonzero((data >= 0x30) & (data <= 0x39))
+        digit = digit[(digit >= offsets[0]) & (digit < offsets[-1])]
+        row = np.searchsorted(offsets, digit, side="right") - 1
+        first = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
+        stop[row[first]] = digit[first] - offsets[row[first]]
+    return _views(text, np.zeros(len(text), np.int64), stop)
 
 
 def standard_forms(addresses: Any) -> Any:  # -> pyarrow string Array

@@ -266,13 +266,9 @@ def mask_outcome(mask: int) -> str:
     return "corrected" if all(code in AUTO_FIXABLE for code in reasons) else "field_verification"
 
 
-def outcomes(flags: dict[str, NDArray[np.bool_]]) -> tuple[Any, Any]:
+def labels(mask: NDArray[np.uint16]) -> tuple[Any, Any]:
     """(outcome, reasons) per record as Arrow string arrays; reasons as 'A;B' in REASONS
     order, '' when verified. Labels are made once per distinct mask, not per record."""
-    return labels(reason_mask(flags))
-
-
-def labels(mask: NDArray[np.uint16]) -> tuple[Any, Any]:
     import pyarrow as pa
 
     seen = np.bincount(mask, minlength=1 << len(REASONS)).astype(bool)
