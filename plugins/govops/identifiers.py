@@ -19,6 +19,11 @@ PROVINCE_CODES = frozenset(
         "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82",
     }
 )  # fmt: skip
+# GB 11643 writes the birth date as GB/T 7408's YYYYMMDD with no lower bound of its own; its
+# worked example 440524188001010014 was born in 1880. A real calendar date from 1800 on, not
+# in the future, covers everyone who was ever issued a number (from 1984) and still makes the
+# date a check against random digits. One definition: the quality rule reads it too.
+RESIDENT_ID_FIRST_BIRTH_YEAR = 1800
 MOBILE = re.compile(r"1[3-9]\d{9}")
 _ID_SHAPE = re.compile(r"\d{17}[\dX]")
 _USCC_SHAPE = re.compile(f"[{USCC_ALPHABET}]{{18}}")
@@ -56,7 +61,7 @@ def resident_id_problem(value: str | None) -> str | None:
         born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
         return "birth_date"
-    if born.year < 1900 or born > date.today():
+    if born.year < RESIDENT_ID_FIRST_BIRTH_YEAR or born > date.today():
         return "birth_date"
     if resident_id_check_char(value[:17]) != value[17]:
         return "check_digit"

@@ -135,6 +135,39 @@ def test_bank_card(spark: Any) -> None:
                  "bigint") == [True, False]  # fmt: skip
 
 
+GB11643_1880 = "440524188001010014"  # GB 11643's own example: born 1 January 1880
+
+
+def test_ids_born_before_1900_are_valid() -> None:
+    # GB 11643 puts no bound of its own on the birth year; its example was born in 1880.
+    assert identifiers.resident_id_problem(GB11643_1880) is None
+    assert luhn_valid(GB11643_1880) and GB11643_1880.startswith("4")  # also shaped like a Visa card
+    early = "44052417991231001"
+    assert identifiers.resident_id_problem(early + identifiers.resident_id_check_char(early)) == "birth_date"
+    future = f"440524{date.today().year + 1}0101001"
+    assert identifiers.resident_id_problem(future + identifiers.resident_id_check_char(future)) == "birth_date"
+
+
+@spark_test
+def test_an_id_born_in_1880_is_an_id_and_never_a_bank_card(spark: Any) -> None:
+    from govops.quality import rules
+
+    first = f"440524{identifiers.RESIDENT_ID_FIRST_BIRTH_YEAR}0101001"
+    at_bound = first + identifiers.resident_id_check_char(first)
+    before = "44052417991231001"
+    values = [GB11643_1880, at_bound, before + identifiers.resident_id_check_char(before)]
+    # One definition: the labeling detector, the quality rule and the pure function agree.
+    assert fires(spark, detectors.resident_id, values) == [True, True, False]
+    assert fires(spark, rules.resident_id, values) == [True, True, False]
+    assert [identifiers.is_valid_resident_id(v) for v in values] == [True, True, False]
+    assert fires(spark, detectors.bank_card, [GB11643_1880]) == [False]
+    # A column of such IDs is labeled resident_id, and the bank-card detector counts none of them.
+    ids = [f"44052418{y:02d}0101{s:03d}" for y in range(80, 100) for s in range(5)]
+    df = spark.createDataFrame([(v + identifiers.resident_id_check_char(v),) for v in ids], "holder string")
+    found = detectors.detect(df)["holder"]
+    assert (found.data_type, found.counts["resident_id"], found.counts["bank_card"]) == ("resident_id", 100, 0)
+
+
 # --- shape detectors ---
 
 

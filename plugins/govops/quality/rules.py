@@ -43,8 +43,8 @@ def resident_id(column: Column) -> Column:
     )
     check = F.substring(F.lit(identifiers.RESIDENT_ID_CHECK_CHARS), total % 11 + 1, 1)
     return F.coalesce(
-        shaped & province & born.isNotNull() & (F.year(born) >= 1900) & (born <= F.current_date())
-        & (check == F.substring(column, 18, 1)),
+        shaped & province & born.isNotNull() & (F.year(born) >= identifiers.RESIDENT_ID_FIRST_BIRTH_YEAR)
+        & (born <= F.current_date()) & (check == F.substring(column, 18, 1)),
         F.lit(False),
     )
 
