@@ -25,6 +25,7 @@ from govops.security.archive_report import write_report
 from govops.security.archive_sample import write_sample_events
 from govops.security.retention import Period, RetentionConfig, RetentionPolicy
 from govops.settlement.workorders import ensure_demo_work_order
+from tests.integration.test_security_audit import tamper
 
 pytestmark = pytest.mark.integration
 
@@ -311,6 +312,11 @@ def test_destruction_leaves_nothing_and_shreds_the_key(engine: Engine, lake: Pat
     page = (folder / "certificate.html").read_text()
     assert "李四" in page and f"seq {cert['audit']['seq']}" in page and sample not in page
     assert sample not in json.dumps(on_disk)  # checksums and names only
+    # Signed: the file verifies with the master key alone, and not once a figure is changed.
+    assert on_disk["certificate_version"] == 2 and on_disk["signature"]["key_version"] == 1
+    assert D.verify_certificate(folder / "certificate.json").ok
+    assert not D.verify_certificate({**on_disk, "rows_after": 1}).ok
+    assert f"master key version\n1 · <code>{on_disk['signature']['value']}</code>" in page
     # The fingerprints are gone once the destruction is certified.
     assert not list((lake / D.FINGERPRINT_STORE).rglob("*.npy"))
     # Metered once: the records destroyed.
@@ -375,7 +381,7 @@ def test_planted_copies_are_found_and_fail_the_destruction(engine: Engine, lake:
     assert event_ids[5] not in message and id_number not in message
     folder = lake / "reports/security/destruction" / policy.dataset / A.safe_name(run.run_id)
     cert = json.loads((folder / "certificate.json").read_text())
-    assert cert["complete"] is False
+    assert cert["complete"] is False and D.verify_certificate(cert).ok  # an incomplete one is signed too
     assert sorted((r["kind"], r["where"]) for r in cert["verification"]["residue"]) == [
         ("parquet-statistics",
          "column ref max statistics in 1 row group(s); column ref min statistics in 1 row group(s)"),
@@ -406,8 +412,8 @@ def test_the_audit_chain_detects_a_modified_entry(fresh_ledger: Engine, lake: Pa
         assert check.ok and check.entries == 2
         seq = conn.execute(text("SELECT min(seq) FROM govops.security_audit_log WHERE action = 'archive.partition'"))
         seq = seq.scalar_one()
-        conn.execute(text("""UPDATE govops.security_audit_log SET details = jsonb_set(details, '{rows}', '1')
-                             WHERE seq = :s"""), {"s": seq})  # fmt: skip
+        tamper(conn, """UPDATE govops.security_audit_log SET details = jsonb_set(details, '{rows}', '1')
+                        WHERE seq = :s""", s=seq)  # the owner forcing it past the append-only trigger
         broken = audit.verify(conn)
     assert (broken.ok, broken.first_bad_seq, broken.reason) == (False, seq, f"entry {seq} was modified after it "
                                                                             "was written")  # fmt: skip

@@ -9,10 +9,11 @@ import json
 from datetime import date
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from govops.security.__main__ import main
 from govops.settlement.workorders import ensure_demo_work_order
+from tests.integration.test_security_audit import tamper
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def test_security_cli(fresh_ledger: Engine, monkeypatch: pytest.MonkeyPatch, cap
 
     assert main(["audit-verify"]) == 0
     assert "the chain holds" in capsys.readouterr().out
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE govops.security_audit_log SET actor = 'someone else' WHERE seq = 2"))
+    with engine.begin() as conn:  # the database refuses the change; its owner can force it, and that shows
+        tamper(conn, "UPDATE govops.security_audit_log SET actor = 'someone else' WHERE seq = 2")
     assert main(["audit-verify"]) == 1
     assert "BROKEN at 2: entry 2 was modified" in capsys.readouterr().out

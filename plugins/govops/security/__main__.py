@@ -9,7 +9,9 @@
     approve-destruction WORK_ORDER DATASET PARTITION... --requested-by NAME --approved-by NAME
     key-state NAME | key-rotate NAME --by NAME | keys-rewrap --by NAME   (data keys)
     reveal OUTPUT COLUMN VALUE... --by NAME --reason TEXT    clear values of a reversible column
-    audit-verify                                    check the audit log's hash chain
+    audit-verify                                    check the audit log's keyed hash chain
+    audit-seal --by NAME                            after upgrading: seal the entries from before keying
+    certificate-verify FILE                         check a destruction certificate (master key only, no database)
 
 Every command that changes something names who does it, and is written to the audit log.
 """
@@ -125,8 +127,26 @@ def audit_verify(a: argparse.Namespace) -> int:
 
     with _engine().connect() as conn:
         check = audit.verify(conn)
-    print(f"{check.entries} entries: " + ("the chain holds" if check.ok else f"BROKEN at {check.first_bad_seq}: "
-                                                                            f"{check.reason}"))  # fmt: skip
+    print(check.summary())
+    return 0 if check.ok else 1
+
+
+def audit_seal(a: argparse.Namespace) -> int:
+    from govops.security import audit
+
+    with _engine().begin() as conn:
+        seq = audit.seal(conn, by=a.by)
+    print(f"entry {seq} seals the entries from before keying" if seq else "nothing to seal: the chain ends keyed")
+    return 0
+
+
+def certificate_verify(a: argparse.Namespace) -> int:
+    from govops.security import destruction
+
+    check = destruction.verify_certificate(a.file)
+    state = "" if check.complete is None else (", complete" if check.complete else ", INCOMPLETE")
+    print(f"{a.file}: " + (f"valid, {check.reason} ({check.dataset}{state})" if check.ok else
+                           f"NOT VALID: {check.reason}"))  # fmt: skip
     return 0 if check.ok else 1
 
 
@@ -161,7 +181,9 @@ def parser() -> argparse.ArgumentParser:
     c = command("reveal", reveal, "clear values of a reversible column")
     c.add_argument("output"), c.add_argument("column"), c.add_argument("values", nargs="+")
     c.add_argument("--by", required=True), c.add_argument("--reason", required=True)
-    command("audit-verify", audit_verify, "check the audit log's hash chain")
+    command("audit-verify", audit_verify, "check the audit log's keyed hash chain")
+    command("audit-seal", audit_seal, "seal the audit entries from before keying").add_argument("--by", required=True)
+    command("certificate-verify", certificate_verify, "check a destruction certificate file").add_argument("file")
     return p
 
 

@@ -39,7 +39,13 @@ re-run certifies it complete.
 **Certificate.** ``<lake>/reports/security/destruction/<dataset>/<run>/certificate.json``
 and ``.html``: dataset, partitions, row counts before and after, every file's sha256, the
 method, the time, the work order, requester and approver, the run, the key shredded, the
-residue check, and the seq and hash of its audit-log entry.
+residue check, and the seq and hash of its audit-log entry. It is signed
+(``certificate_version`` 2): ``signature`` holds the HMAC-SHA256 of the certificate's
+canonical JSON (every other field, keys sorted, no spaces) under the master key's
+certificate sub-key (``govops.security.signing``) and the master key version.
+:func:`verify_certificate` (``python -m govops.security certificate-verify FILE``) checks a
+certificate file with the master key alone, without the database; a changed field, a
+removed signature or an unsigned certificate of version 1 does not verify.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +66,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from govops.errors import CodedError
-from govops.security import audit
+from govops.security import audit, signing
 from govops.security.archive import (
     DONE,
     STAGING,
@@ -88,6 +94,7 @@ from govops.security.archive import (
 from govops.security.retention import RetentionConfig, RetentionPolicy
 
 FINGERPRINT_KEY = "govops-residue-fingerprints"
+CERTIFICATE_VERSION = 2  # 1: unsigned; 2: signed with the master key
 FINGERPRINT_STORE = "_staging/security_destroy"
 DESTROY_STEPS = ("inventoried", "removing", "removed")
 TEXT_SUFFIXES = frozenset({
@@ -688,7 +695,7 @@ def finalize_destruction(
     rows_before = sum(p["rows_before"] or 0 for p in parts)
     cert: dict[str, Any] = {
         "title": "数据销毁证明 / Data destruction certificate",
-        "certificate_version": 1,
+        "certificate_version": CERTIFICATE_VERSION,
         "dataset": policy.dataset,
         "partitions": parts,
         "rows_before": rows_before,
@@ -718,6 +725,7 @@ def finalize_destruction(
         entry_hash = conn.execute(text("SELECT hash FROM govops.security_audit_log WHERE seq = :s"), {"s": seq})
         entry_hash = entry_hash.scalar_one()
     cert["audit"] = {"seq": seq, "hash": entry_hash, "certificate_sha256": body_sha}
+    sign_certificate(cert)
     where.fs.create_dir(where.path, recursive=True)
     with where.fs.open_output_stream(f"{where.path}/certificate.json", compression=None) as out:
         out.write(json.dumps(cert, ensure_ascii=False, indent=2).encode())
@@ -731,6 +739,63 @@ def finalize_destruction(
     for op in destroyed:
         store.child(f"{op.partition}.npy").delete()
     return cert
+
+
+def _certificate_message(cert: Mapping[str, Any]) -> bytes:
+    """What the signature covers: every field but the signature, canonical JSON."""
+    body = {k: v for k, v in cert.items() if k not in ("signature", "uri")}
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sign_certificate(cert: dict[str, Any]) -> dict[str, Any]:
+    """Adds ``signature``: HMAC-SHA256 under the current master key's certificate sub-key."""
+    version, key = signing.signing_key(signing.DESTRUCTION_CERTIFICATE)
+    cert["signature"] = {"algorithm": "HMAC-SHA256", "key": signing.MASTER_CONN_ID, "key_version": version,
+                         "purpose": signing.DESTRUCTION_CERTIFICATE,
+                         "value": signing.sign(key, _certificate_message(cert))}  # fmt: skip
+    return cert
+
+
+@dataclass(frozen=True)
+class CertificateCheck:
+    ok: bool
+    reason: str
+    dataset: str | None = None
+    complete: bool | None = None
+    key_version: int | None = None
+
+
+def verify_certificate(source: str | Path | Mapping[str, Any]) -> CertificateCheck:
+    """Check a certificate (a file path or URI, or its parsed JSON) with the master key alone:
+    no database is read."""
+    if isinstance(source, Mapping):
+        cert: Any = source
+    else:
+        try:
+            loc = Location.of(str(source) if "://" in str(source) else Path(source).resolve().as_uri())
+            with loc.fs.open_input_stream(loc.path, compression=None) as fin:
+                cert = json.loads(fin.read())
+        except (OSError, ValueError) as exc:
+            return CertificateCheck(False, f"{source}: not a readable certificate ({exc})")
+    if not isinstance(cert, Mapping):
+        return CertificateCheck(False, f"{source}: not a certificate (a JSON object is expected)")
+    dataset, complete = cert.get("dataset"), cert.get("complete")
+    sig = cert.get("signature")
+    if not isinstance(sig, Mapping) or not isinstance(sig.get("value"), str):
+        return CertificateCheck(False, f"unsigned (certificate_version {cert.get('certificate_version')}): its "
+                                       "fields cannot be checked", dataset, complete)  # fmt: skip
+    if sig.get("algorithm") != "HMAC-SHA256" or sig.get("purpose") != signing.DESTRUCTION_CERTIFICATE:
+        return CertificateCheck(False, f"unknown signature {sig.get('algorithm')} / {sig.get('purpose')}", dataset,
+                                complete)  # fmt: skip
+    version = sig.get("key_version")
+    try:
+        _, key = signing.signing_key(signing.DESTRUCTION_CERTIFICATE, int(version))
+    except (TypeError, ValueError, signing.KeyManagementError) as exc:
+        return CertificateCheck(False, f"cannot be checked: {exc}", dataset, complete, None)
+    if not signing.same(signing.sign(key, _certificate_message(cert)), sig["value"]):
+        return CertificateCheck(False, "the signature does not match: the certificate was changed after it was "
+                                       "issued, or signed with another key", dataset, complete, int(version))
+    return CertificateCheck(True, f"signed with master key version {version}", dataset, complete, int(version))
 
 
 def certificate_html(cert: dict[str, Any]) -> str:
@@ -756,7 +821,7 @@ def certificate_html(cert: dict[str, Any]) -> str:
         key_text = f"{e(key['name'])}: destroyed (crypto-shredding), versions {key['versions_destroyed']}"
     else:
         key_text = f"{e(key['name'])}: kept ({e(key['reason'])})"
-    audit_ = cert.get("audit") or {}
+    audit_, sig = cert.get("audit") or {}, cert.get("signature") or {}
     return f"""<!doctype html><html lang=zh><head><meta charset=utf-8><title>数据销毁证明 {e(cert['dataset'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} td,th{{padding:3px 8px;border-bottom:1px solid #ddd;
 text-align:left}} .n{{text-align:right}} table{{border-collapse:collapse;margin-bottom:1.5em}} code{{font-size:80%}}
@@ -775,6 +840,8 @@ text-align:left}} .n{{text-align:right}} table{{border-collapse:collapse;margin-
 <tr><th>出具时间 issued at</th><td>{e(cert['issued_at'])}</td></tr>
 <tr><th>审计日志 audit entry</th>
 <td id=audit>seq {audit_.get('seq')} · <code>{e(str(audit_.get('hash')))}</code></td></tr>
+<tr><th>签名 signature</th><td id=signature>{e(str(sig.get('algorithm')))}, master key version
+{e(str(sig.get('key_version')))} · <code>{e(str(sig.get('value')))}</code></td></tr>
 </table>
 <h2>分区 Partitions</h2><table><tr><th>partition</th><th>rows before</th><th>rows after</th><th>fingerprints</th></tr>
 {parts}</table>

@@ -1,10 +1,12 @@
 """Data keys for masking and encryption (item 20), wrapped by a master key (envelope encryption).
 
-**Master key.** The Airflow connection ``govops_master_key`` (from any secrets backend
-Airflow is configured with, or its metastore): ``password`` is the key, 32 bytes in base64,
-and ``extra`` ``{"version": N}`` its version. After a master rotation the previous key stays
-reachable as the connection ``govops_master_key_v<N>`` until :func:`rewrap_all` has moved
-every data key to the new one. Nothing here reads keys from code, specs or the environment.
+**Master key** (``govops.security.signing``). The Airflow connection ``govops_master_key``
+(from any secrets backend Airflow is configured with, or its metastore): ``password`` is the
+key, 32 bytes in base64, and ``extra`` ``{"version": N}`` its version. After a master
+rotation the previous key stays reachable as the connection ``govops_master_key_v<N>`` until
+:func:`rewrap_all` has moved every data key to the new one, and for as long as the audit
+entries and destruction certificates it signed are to be verified. Nothing here reads keys
+from code, specs or the environment.
 
 **Data keys.** One per name (a masking policy's key, by default the policy name), in
 ``govops.security_data_key`` wrapped with AES-256-GCM under the master key (the name and
@@ -21,76 +23,26 @@ Every change is written to the audit log; key material never is.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from govops.errors import CodedError
 from govops.security import audit
+from govops.security.signing import (  # noqa: F401  (the key store's API: master key, sub-keys, its error)
+    KEY_BYTES,
+    MASTER_CONN_ID,
+    KeyManagementError,
+    MasterKey,
+    master_key,
+    subkey,
+)
 
-MASTER_CONN_ID = "govops_master_key"
-KEY_BYTES = 32
 # The environment variable that hands a job its data key (encode_for_job). "SECRET" in the
 # name makes Spark redact it wherever it shows its environment (spark.redaction.regex), as on
 # YARN, where spark-submit passes it as spark.yarn.appMasterEnv.*.
 JOB_ENV = "GOVOPS_DATA_KEY_SECRET"
-
-
-class KeyManagementError(CodedError):
-    code = "KEY_ERROR"
-
-
-@dataclass(frozen=True)
-class MasterKey:
-    version: int
-    key: bytes
-
-
-def _decode_key(raw: str | None, conn_id: str) -> bytes:
-    text_ = (raw or "").strip().replace("-", "+").replace("_", "/")  # standard or URL-safe base64
-    try:
-        key = base64.b64decode(text_ + "=" * (-len(text_) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) != KEY_BYTES:
-        raise KeyManagementError(
-            f"the Airflow connection {conn_id!r}: its password must be a {KEY_BYTES}-byte key in base64"
-        )
-    return key
-
-
-def _connection(conn_id: str):  # -> airflow Connection | None
-    from airflow.sdk import BaseHook
-
-    try:
-        return BaseHook.get_connection(conn_id)
-    except Exception:  # an undefined connection raises several types, by backend
-        return None
-
-
-def master_key(version: int | None = None) -> MasterKey:
-    """The current master key, or the given version of it (current or a kept previous one)."""
-    conn = _connection(MASTER_CONN_ID)
-    if conn is None:
-        raise KeyManagementError(
-            f"no master key: define the Airflow connection {MASTER_CONN_ID!r} (password: {KEY_BYTES} random bytes "
-            "in base64, extra {\"version\": 1}) in a secrets backend or the metastore; ./dev creates one for "
-            "development in .local/secrets"
-        )
-    current = int((conn.extra_dejson or {}).get("version", 1))
-    if version is None or version == current:
-        return MasterKey(current, _decode_key(conn.password, MASTER_CONN_ID))
-    conn_id = f"{MASTER_CONN_ID}_v{version}"
-    previous = _connection(conn_id)
-    if previous is None:
-        raise KeyManagementError(
-            f"master key version {version} is needed but the Airflow connection {conn_id!r} is not defined"
-        )
-    return MasterKey(version, _decode_key(previous.password, conn_id))
 
 
 def _aad(name: str, version: int) -> bytes:
@@ -203,14 +155,6 @@ def rewrap_all(conn: Connection, *, by: str) -> int:
         audit.append(conn, actor=by, action="key.rewrap", dataset=None,
                      details={"keys": len(rows), "master_key_version": master.version})  # fmt: skip
     return len(rows)
-
-
-def subkey(key: bytes, purpose: str, length: int = KEY_BYTES) -> bytes:
-    """A key for one algorithm and use, derived from a data key with HKDF-SHA256."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()).derive(key)
 
 
 def encode_for_job(name: str, versions: Mapping[int, bytes], active: int) -> str:
