@@ -1,16 +1,32 @@
 """The usage ledger against a real PostgreSQL server: exactly-once, conflicts, refusals."""
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from govops.ledger.usage import IdempotencyConflict, InvalidUsage, TaskRef, UsageEvent, record_usage
+from govops.ledger.usage import (
+    IdempotencyConflict,
+    InvalidUsage,
+    TaskRef,
+    UsageEvent,
+    WorkOrderMismatch,
+    record_usage,
+)
+from govops.settlement.workorders import ensure_demo_work_order
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 5, 20, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def work_orders(ledger: Engine) -> None:
+    """Usage is metered against work orders that exist (item 04, in tables)."""
+    for wo in ("WO-1", "WO-9", "WO-VIEW", "WO-8"):
+        ensure_demo_work_order(ledger, wo, "04", on=date(2026, 5, 1))
+    ensure_demo_work_order(ledger, "WO-RECORDS", "01", on=date(2026, 5, 1))
 
 
 def ev(run: str, source: str = "s.t", *, quantity: int = 1, records: int | None = 100, wo: str | None = "WO-1",
@@ -103,3 +119,34 @@ def test_large_batches_are_written_in_chunks(ledger: Engine) -> None:
     assert record_usage(ledger, events).inserted == 14_500
     result = record_usage(ledger, events)
     assert (result.inserted, result.unchanged) == (0, 14_500)
+
+
+def test_usage_for_an_unknown_or_mismatched_work_order_is_refused(ledger: Engine) -> None:
+    """Item 3: such usage would be neither billed nor in the unassigned queue. The API refuses
+    the whole batch (the good event too), and the database refuses it from any writer."""
+    batch = [ev("r9", "s.good"), ev("r9", "s.ghost", wo="WO-404"), ev("r9", "s.other", wo="WO-RECORDS")]
+    with pytest.raises(WorkOrderMismatch, match="WORK_ORDER_MISMATCH: usage refused, nothing was recorded") as err:
+        record_usage(ledger, batch)
+    assert str(err.value).splitlines()[1:] == [
+        "  item 04 in table for work order WO-404: no such work order",
+        "  item 04 in table for work order WO-RECORDS: the work order is item 01 in record",
+    ]
+    assert isinstance(err.value, InvalidUsage)
+    with ledger.connect() as conn, conn.begin():  # in a caller's transaction: its own work stays
+        conn.execute(text("CREATE TEMPORARY TABLE caller_work (x int) ON COMMIT DROP"))
+        conn.execute(text("INSERT INTO caller_work VALUES (1)"))
+        with pytest.raises(WorkOrderMismatch):
+            record_usage(conn, batch)
+        assert conn.execute(text("SELECT count(*) FROM caller_work")).scalar_one() == 1
+    assert count(ledger, "r9") == 0
+    insert = (
+        "INSERT INTO govops.usage_event (service_item_code, quantity, unit, work_order_id, period, dag_id, run_id, "
+        "task_id, event_time) VALUES ('04', 1, 'table', :wo, '2026-05-01', 'd', 'r9', :t, now())"
+    )
+    for wo in ("WO-404", "WO-RECORDS"):
+        with pytest.raises(DBAPIError, match="fk_usage_event_work_order"), ledger.begin() as conn:
+            conn.execute(text(insert), {"wo": wo, "t": wo})
+    with ledger.begin() as conn:  # the unassigned queue and a matching work order stay open
+        conn.execute(text(insert), {"wo": None, "t": "queue"})
+        conn.execute(text(insert), {"wo": "WO-1", "t": "own"})
+    assert count(ledger, "r9") == 2

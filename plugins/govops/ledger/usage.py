@@ -34,6 +34,13 @@ class IdempotencyConflict(LedgerError):
     code = "IDEMPOTENCY_CONFLICT"
 
 
+class WorkOrderMismatch(InvalidUsage):
+    """Usage for a work order that does not exist, or that is for another item or unit: it
+    would be neither billed nor in the unassigned queue (the database refuses it too)."""
+
+    code = "WORK_ORDER_MISMATCH"
+
+
 @dataclass(frozen=True)
 class TaskRef:
     """The task instance that did the work. Retries share it; try_number is kept for the
@@ -173,6 +180,14 @@ _APPLY = f"""
     INSERT INTO govops.usage_event ({", ".join(_COLUMNS)})
     SELECT {", ".join(_COLUMNS)} FROM incoming_usage
     ON CONFLICT ({_KEY}) DO NOTHING"""
+_WORK_ORDERS = """
+    SELECT DISTINCT i.work_order_id, i.service_item_code, i.unit, w.service_item_code, w.unit
+      FROM incoming_usage i
+      LEFT JOIN govops.work_order w ON w.id = i.work_order_id
+     WHERE i.work_order_id IS NOT NULL
+       AND (w.id IS NULL OR (w.service_item_code, w.unit) <> (i.service_item_code, i.unit))
+     ORDER BY 1, 2, 3
+     LIMIT 20"""
 _CONFLICTS = """
     SELECT i.dag_id, i.run_id, i.task_id, i.map_index, i.work_order_id, i.service_item_code, i.data_source,
            u.quantity, u.unit, u.records, i.quantity, i.unit, i.records
@@ -191,7 +206,9 @@ def record_usage(target: Engine | Connection, events: Iterable[UsageEvent]) -> R
     The batch is staged in a temporary table and applied with two set-based statements in
     one transaction: its own given an Engine, or the caller's given a Connection (so that
     metering commits together with what the caller records, e.g. a load and its watermark).
-    Raises InvalidUsage (nothing written) or IdempotencyConflict (the batch rolled back).
+    Raises InvalidUsage (nothing written; WORK_ORDER_MISMATCH when an event names a work order
+    that does not exist or is for another item or unit) or IdempotencyConflict (the batch
+    rolled back). ``work_order_id=None`` is the unassigned queue.
     """
     unique: dict[tuple[Any, ...], UsageEvent] = {}
     for event in events:
@@ -220,6 +237,14 @@ def _apply(conn: Connection, rows: list[dict[str, Any]]) -> RecordResult:
     conn.execute(text("DROP TABLE IF EXISTS pg_temp.incoming_usage"))
     conn.execute(text(_STAGE))
     conn.execute(text(_FILL), rows)
+    mismatched = conn.execute(text(_WORK_ORDERS)).all()
+    if mismatched:
+        lines = [
+            f"item {r[1]} in {r[2]} for work order {r[0]}: "
+            + ("no such work order" if r[3] is None else f"the work order is item {r[3]} in {r[4]}")
+            for r in mismatched
+        ]
+        raise WorkOrderMismatch("usage refused, nothing was recorded:\n  " + "\n  ".join(lines))
     inserted = conn.execute(text(_APPLY)).rowcount
     conflicts = conn.execute(text(_CONFLICTS)).all()
     conn.execute(text("DROP TABLE pg_temp.incoming_usage"))

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError
 
 from govops import settings
 from govops.settlement import store
@@ -66,14 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "close":
                 statement = store.close(engine, args.period)
             else:
-                statement = store.get_statement(engine, args.period) or {}
+                statement = store.statement_of(engine, args.period)
             print(json.dumps({"state": statement.get("state"), "content_hash": statement.get("content_hash"),
                               "totals": statement.get("totals")}, ensure_ascii=False, indent=1))  # fmt: skip
         elif args.command == "export":
-            statement = store.get_statement(engine, args.period)
-            if statement is None:
-                raise store.SettlementError(f"period {args.period} has no statement: settle it first")
-            print(WRITERS[args.format](statement, args.out))
+            print(WRITERS[args.format](store.statement_of(engine, args.period), args.out))
         elif args.command == "verify":
             result = store.verify(engine, args.period)
             print(f"stored {result.stored_hash}\nrecomputed {result.recomputed_hash}")
@@ -85,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             print(evidence_pack(engine, args.work_order, args.out))
     except (store.SettlementError, ValueError) as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except DBAPIError as exc:  # a refusal of the database (trigger, constraint): its first line, no traceback
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        subject = getattr(args, "period", None) or getattr(args, "work_order", "")
+        print(f"{args.command} {subject}: refused by the database: {reason}", file=sys.stderr)
         return 2
     finally:
         engine.dispose()

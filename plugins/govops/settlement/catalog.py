@@ -195,11 +195,29 @@ def parse_catalog(data: dict[str, Any], source: str = CATALOG_FILE) -> Catalog:
     return Catalog(name=data.get("catalog", ""), currency=data.get("currency", "CNY"), versions=tuple(ordered))
 
 
-def load_catalog(path: Path | None = None) -> Catalog:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A catalog or contract file as a mapping; a refusal names the file (and the line)."""
     import yaml
 
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot be read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CatalogError(f"{path}: YAML syntax error{where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: expected a mapping of terms, found {type(data).__name__}")
+    return data
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
     path = path or settings.repo_root() / CATALOG_FILE
-    return parse_catalog(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    return parse_catalog(read_yaml(path), str(path))
 
 
 @dataclass(frozen=True)
@@ -230,41 +248,54 @@ def parse_contract(data: dict[str, Any], source: str = CONTRACT_FILE) -> Contrac
         assert amount is not None
         return amount
 
-    def bands(key: str, raw: list[dict[str, Any]], value_key: str) -> tuple[ScoreBand, ...]:
+    def bands(key: str, raw: Any, value_key: str) -> tuple[ScoreBand, ...]:
+        if not isinstance(raw, list) or not all(isinstance(b, dict) for b in raw):
+            raise CatalogError(f"{source}: {key} must be a list of bands")
         out = sorted(
-            (ScoreBand(money(f"{key} min_score", b["min_score"]), money(f"{key} {value_key}", b[value_key]))
-             for b in raw),
+            (ScoreBand(money(f"{key} min_score", _required(b, "min_score", f"{source}: {key} band {i + 1}")),
+                       money(f"{key} {value_key}", _required(b, value_key, f"{source}: {key} band {i + 1}")))
+             for i, b in enumerate(raw)),
             key=lambda b: b.min_score,
             reverse=True,
-        )
+        )  # fmt: skip
         if not out:
             raise CatalogError(f"{source}: {key} is empty")
         return tuple(out)
 
-    assessment = _required(data, "assessment", source)
-    deductions = bands("deductions", _required(assessment, "deductions", source), "rate")
+    def section(key: str) -> dict[str, Any]:
+        found = _required(data, key, source)
+        if not isinstance(found, dict):
+            raise CatalogError(f"{source}: {key} must be a mapping")
+        return found
+
+    assessment = section("assessment")
+    deductions = bands("assessment deductions", _required(assessment, "deductions", f"{source}: assessment"), "rate")
     if deductions[-1].min_score != 0:
         raise CatalogError(f"{source}: assessment deductions must cover scores down to 0")
     coefficients = bands("quality_coefficients", _required(data, "quality_coefficients", source), "coefficient")
-    rework = _required(data, "rework", source)
+    rework = section("rework")
+
+    def weight(key: str) -> Decimal:
+        return money(f"assessment {key}", _required(assessment, key, f"{source}: assessment"))
+
+    def rework_term(key: str) -> Decimal:
+        return money(f"rework {key}", _required(rework, key, f"{source}: rework"))
     return Contract(
         name=data.get("contract", ""),
         total=money("contract_total", _required(data, "contract_total", source)),
         prepayment_rate=money("prepayment_rate", _required(data, "prepayment_rate", source)),
         retention_rate=money("retention_rate", _required(data, "retention_rate", source)),
-        quality_weight=money("service_quality_weight", assessment["service_quality_weight"]),
-        satisfaction_weight=money("satisfaction_weight", assessment["satisfaction_weight"]),
+        quality_weight=weight("service_quality_weight"),
+        satisfaction_weight=weight("satisfaction_weight"),
         deductions=deductions,
         coefficients=coefficients,
-        rework_pass_score=money("rework pass_score", rework["pass_score"]),
-        rework_pass_coefficient=money("rework pass_coefficient", rework["pass_coefficient"]),
-        rework_fail_coefficient=money("rework fail_coefficient", rework["fail_coefficient"]),
+        rework_pass_score=rework_term("pass_score"),
+        rework_pass_coefficient=rework_term("pass_coefficient"),
+        rework_fail_coefficient=rework_term("fail_coefficient"),
         penalties={k: money(f"penalties {k}", v) for k, v in (data.get("penalties") or {}).items()},
     )
 
 
 def load_contract(path: Path | None = None) -> Contract:
-    import yaml
-
     path = path or settings.repo_root() / CONTRACT_FILE
-    return parse_contract(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    return parse_contract(read_yaml(path), str(path))

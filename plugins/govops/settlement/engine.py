@@ -86,6 +86,12 @@ def compute_statement(inputs: dict[str, Any]) -> dict[str, Any]:
     for prior in sorted(inputs["prior"], key=lambda p: p["service_order_id"]):
         snapshots = {w["work_order_id"]: w for w in prior["work_orders"]}
         usage = sorted(prior["usage"], key=lambda w: w["id"])
+        added = [wo["id"] for wo in usage if wo["id"] not in snapshots]
+        if added:  # refused by the database since migration 0008 (seed 004: accepted orders are final)
+            raise ValueError(
+                f"service order {prior['service_order_id']} was billed in {prior['billed_in']} without work "
+                f"order(s) {', '.join(added)}, added after its acceptance: move them to a new service order"
+            )
         wos = [_work_order_line(wo, catalog, snapshots[wo["id"]]) for wo in usage]
         coefficient = Decimal(prior["coefficient"])
         fee_now = rules.service_order_fee((Decimal(w["amount"]) for w in wos), coefficient)

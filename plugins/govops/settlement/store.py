@@ -9,13 +9,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import yaml
 from sqlalchemy import Connection, Engine, text
 
 from govops import settings
 from govops.errors import CodedError
 from govops.settlement import rules
-from govops.settlement.catalog import CATALOG_FILE, CONTRACT_FILE, parse_contract
+from govops.settlement.catalog import CATALOG_FILE, CONTRACT_FILE, parse_catalog, parse_contract, read_yaml
 from govops.settlement.engine import compute_statement, content_hash
 
 
@@ -28,21 +27,47 @@ class PeriodClosed(SettlementError):
 
 
 def _terms() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The catalog and the contract as the files hold them, validated (errors name the file)."""
     root = settings.repo_root()
-    return (
-        yaml.safe_load((root / CATALOG_FILE).read_text(encoding="utf-8")),
-        yaml.safe_load((root / CONTRACT_FILE).read_text(encoding="utf-8")),
-    )
+    catalog, contract = read_yaml(root / CATALOG_FILE), read_yaml(root / CONTRACT_FILE)
+    parse_catalog(catalog, str(root / CATALOG_FILE))
+    parse_contract(contract, str(root / CONTRACT_FILE))
+    return catalog, contract
 
 
 def add_period(conn: Connection, period_id: str, kind: str, start: date, end: date) -> None:
+    if end < start:
+        raise SettlementError(f"period {period_id}: ends on {end}, before it starts on {start}")
+    if conn.execute(text("SELECT 1 FROM govops.settlement_period WHERE id = :id"), {"id": period_id}).first():
+        raise SettlementError(f"period {period_id} already exists")
+    overlap = conn.execute(
+        text(
+            """SELECT id, start_date, end_date FROM govops.settlement_period
+               WHERE daterange(start_date, end_date, '[]') && daterange(:s, :e, '[]') ORDER BY start_date LIMIT 1"""
+        ),
+        {"s": start, "e": end},
+    ).first()
+    if overlap is not None:
+        raise SettlementError(
+            f"period {period_id} ({start} to {end}) overlaps period {overlap.id} "
+            f"({overlap.start_date} to {overlap.end_date})"
+        )
     conn.execute(
         text("INSERT INTO govops.settlement_period (id, kind, start_date, end_date) VALUES (:id, :k, :s, :e)"),
         {"id": period_id, "k": kind, "s": start, "e": end},
     )
 
 
+def _open_period(conn: Connection, period_id: str, what: str) -> Any:
+    """The period, locked; refused if unknown or closed."""
+    period = _period(conn, period_id, lock=True)
+    if period.state == "closed":
+        raise PeriodClosed(f"period {period_id} is closed; {what}")
+    return period
+
+
 def record_assessment(conn: Connection, period_id: str, service_quality: Decimal, satisfaction: Decimal) -> None:
+    _open_period(conn, period_id, "its assessment cannot change")
     conn.execute(
         text("UPDATE govops.settlement_period SET service_quality = :q, satisfaction = :s WHERE id = :id"),
         {"id": period_id, "q": service_quality, "s": satisfaction},
@@ -56,6 +81,11 @@ def add_penalty(
     contract = parse_contract(_terms()[1])
     if incident_type not in contract.penalties:
         raise SettlementError(f"unknown incident type {incident_type!r}; known: {', '.join(contract.penalties)}")
+    _open_period(conn, period_id, "no penalty can be added to it")
+    if event_order_id is not None and not conn.execute(
+        text("SELECT 1 FROM govops.event_order WHERE id = :id"), {"id": event_order_id}
+    ).first():
+        raise SettlementError(f"period {period_id}: unknown event order {event_order_id!r}")
     amount = contract.penalties[incident_type]
     conn.execute(
         text(
@@ -118,6 +148,19 @@ def gather_inputs(conn: Connection, period: Any) -> dict[str, Any]:
     ).scalars().all()
     if earlier_open:
         raise SettlementError(f"period {period.id}: settle and close earlier period(s) {', '.join(earlier_open)} first")
+    # A closed period whose statement is not closed (possible before migration 0008) would
+    # have its orders billed again here: refuse until it is repaired.
+    unsound = conn.execute(
+        text(
+            """SELECT p.id FROM govops.settlement_period p
+               LEFT JOIN govops.settlement_statement s ON s.period_id = p.id
+               WHERE p.state = 'closed' AND s.state IS DISTINCT FROM 'closed' AND p.start_date < :s
+               ORDER BY p.start_date"""
+        ),
+        {"s": period.start_date},
+    ).scalars().all()
+    if unsound:
+        raise SettlementError(f"period {period.id}: closed period(s) {', '.join(unsound)} have no closed statement")
 
     closed = conn.execute(
         text(
@@ -214,6 +257,23 @@ def get_statement(engine: Engine, period_id: str) -> dict[str, Any] | None:
     return None if row is None else {**row.statement, "state": row.state}
 
 
+def _store(conn: Connection, period_id: str, state: str) -> dict[str, Any]:
+    """Compute the period's statement and store it as ``state``; the caller holds the period lock."""
+    inputs = gather_inputs(conn, _period(conn, period_id))
+    statement = compute_statement(inputs)
+    conn.execute(
+        text(
+            """INSERT INTO govops.settlement_statement (period_id, state, content_hash, statement, inputs)
+               VALUES (:p, :state, :h, CAST(:s AS jsonb), CAST(:i AS jsonb))
+               ON CONFLICT (period_id) DO UPDATE SET state = EXCLUDED.state, content_hash = EXCLUDED.content_hash,
+                   statement = EXCLUDED.statement, inputs = EXCLUDED.inputs, computed_at = now()"""
+        ),
+        {"p": period_id, "state": state, "h": statement["content_hash"],
+         "s": json.dumps(statement, ensure_ascii=False), "i": json.dumps(inputs, ensure_ascii=False, default=str)},
+    )  # fmt: skip
+    return {**statement, "state": state}
+
+
 def settle(engine: Engine, period_id: str, *, force: bool = False) -> dict[str, Any]:
     """R10: an open period's draft is recomputed and replaced; a closed period's statement is
     returned as stored; forcing a recompute of a closed period raises PERIOD_CLOSED."""
@@ -226,36 +286,34 @@ def settle(engine: Engine, period_id: str, *, force: bool = False) -> dict[str, 
                 text("SELECT statement FROM govops.settlement_statement WHERE period_id = :p"), {"p": period_id}
             ).one()
             return {**row.statement, "state": "closed"}
-        inputs = gather_inputs(conn, period)
-        statement = compute_statement(inputs)
-        conn.execute(
-            text(
-                """INSERT INTO govops.settlement_statement (period_id, state, content_hash, statement, inputs)
-                   VALUES (:p, 'draft', :h, CAST(:s AS jsonb), CAST(:i AS jsonb))
-                   ON CONFLICT (period_id) DO UPDATE SET content_hash = EXCLUDED.content_hash,
-                       statement = EXCLUDED.statement, inputs = EXCLUDED.inputs, computed_at = now()"""
-            ),
-            {"p": period_id, "h": statement["content_hash"], "s": json.dumps(statement, ensure_ascii=False),
-             "i": json.dumps(inputs, ensure_ascii=False, default=str)},
-        )  # fmt: skip
-    return {**statement, "state": "draft"}
+        return _store(conn, period_id, "draft")
 
 
 def close(engine: Engine, period_id: str) -> dict[str, Any]:
-    """Settle the period one last time and close it: from now on it never changes."""
-    statement = settle(engine, period_id)
-    if statement["state"] == "closed":
-        raise PeriodClosed(f"period {period_id} is already closed")
+    """Settle the period one last time and close it, in one transaction under the period's
+    row lock: a concurrent settle waits, then finds the period closed. From now on the
+    period never changes."""
     with engine.begin() as conn:
-        conn.execute(
-            text("UPDATE govops.settlement_statement SET state = 'closed' WHERE period_id = :p AND content_hash = :h"),
-            {"p": period_id, "h": statement["content_hash"]},
-        )
-        conn.execute(
-            text("UPDATE govops.settlement_period SET state = 'closed', closed_at = now() WHERE id = :p"),
+        _open_period(conn, period_id, "it is already closed")
+        statement = _store(conn, period_id, "closed")
+        closed = conn.execute(
+            text("UPDATE govops.settlement_period SET state = 'closed', closed_at = now() "
+                 "WHERE id = :p AND state = 'open'"),
             {"p": period_id},
-        )
-    return {**statement, "state": "closed"}
+        ).rowcount
+        if closed != 1:  # cannot happen under the lock; never report a close that did not happen
+            raise SettlementError(f"period {period_id}: the close matched {closed} periods, not 1; nothing changed")
+    return statement
+
+
+def statement_of(engine: Engine, period_id: str) -> dict[str, Any]:
+    """The stored statement; refused if the period is unknown or has none yet."""
+    with engine.connect() as conn:
+        _period(conn, period_id)
+    statement = get_statement(engine, period_id)
+    if statement is None:
+        raise SettlementError(f"period {period_id} has no statement: settle it first")
+    return statement
 
 
 @dataclass(frozen=True)
@@ -274,13 +332,17 @@ def verify(engine: Engine, period_id: str) -> Verification:
     """Recompute a stored statement from its stored inputs, and check every quantity in those
     inputs against the ledger rows behind it (the events up to the recorded last id)."""
     with engine.connect() as conn:
+        period = _period(conn, period_id)
         row = conn.execute(
-            text("SELECT statement, inputs FROM govops.settlement_statement WHERE period_id = :p"), {"p": period_id}
+            text("SELECT statement, inputs, state FROM govops.settlement_statement WHERE period_id = :p"),
+            {"p": period_id},
         ).first()
         if row is None:
             raise SettlementError(f"period {period_id} has no statement")
         recomputed = compute_statement(row.inputs)
         mismatches = []
+        if period.state != row.state and "closed" in (period.state, row.state):
+            mismatches.append(f"period {period_id} is {period.state} but its statement is {row.state}")
         work_orders = [w for so in row.inputs["service_orders"] for w in so["work_orders"]]
         work_orders += [w for p in row.inputs["prior"] for w in p["usage"]]
         for wo in work_orders:

@@ -27,6 +27,7 @@ TRANSITIONS = {
     "rejected": set(),
 }
 RUNNABLE = ("approved", "in_progress", "rework")
+CLOSED_SERVICE_ORDER = ("accepted", "rejected")
 
 
 class WorkOrderError(CodedError, ValueError):
@@ -118,6 +119,17 @@ def create_work_order(conn: Connection, order: WorkOrder, catalog: Catalog) -> N
         raise WorkOrderError(
             f"{where}: difficulty {order.difficulty} is outside item {item.code}'s range "
             f"[{item.difficulty_min}, {item.difficulty_max}]"
+        )
+    so = conn.execute(
+        text("SELECT state FROM govops.service_order WHERE id = :id FOR SHARE"), {"id": order.service_order_id}
+    ).first()
+    if so is None:
+        raise WorkOrderError(f"{where}: unknown service order {order.service_order_id!r}")
+    if so.state in CLOSED_SERVICE_ORDER:
+        # Seed 004: a service order is accepted once all its work orders are; work added
+        # afterwards was never accepted and goes into a new service order (the database refuses it too).
+        raise WorkOrderError(
+            f"{where}: service order {order.service_order_id} is {so.state}; it takes no new work order"
         )
     conn.execute(
         text(
@@ -251,27 +263,38 @@ def require_runnable(work_order_id: str, service_item_code: str, unit: str | Non
 
 
 def ensure_demo_work_order(
-    engine: Engine, work_order_id: str, service_item_code: str = "04", *, on: date, difficulty: Decimal = Decimal(1),
-    unit: str | None = None,
+    engine: Engine | Connection, work_order_id: str, service_item_code: str = "04", *, on: date,
+    difficulty: Decimal = Decimal(1), unit: str | None = None,
 ) -> None:
     """An approved work order (and its service order) for the demo and the tests; idempotent.
-    ``unit``: for items metered in several units, which one (default: the item's first)."""
+    ``unit``: for items metered in several units, which one (default: the item's first).
+    Given a Connection, it is created in the caller's transaction."""
+    if isinstance(engine, Connection):
+        with engine.begin_nested():
+            _demo_work_order(engine, work_order_id, service_item_code, on, difficulty, unit)
+    else:
+        with engine.begin() as conn:
+            _demo_work_order(conn, work_order_id, service_item_code, on, difficulty, unit)
+
+
+def _demo_work_order(
+    conn: Connection, work_order_id: str, service_item_code: str, on: date, difficulty: Decimal, unit: str | None
+) -> None:
     from govops.settlement.catalog import load_catalog
 
-    with engine.begin() as conn:
-        if conn.execute(text("SELECT 1 FROM govops.work_order WHERE id = :id"), {"id": work_order_id}).first():
-            return
-        so_id = f"SO-{work_order_id}"
-        create_service_order(
-            conn, ServiceOrder(id=so_id, name=f"演示：{SERVICE_ITEMS[service_item_code].name_zh}", category="数据治理",
-                               requesting_department="区大数据中心", objectives="将样例数据抽取入湖"),
-        )  # fmt: skip
-        create_work_order(
-            conn,
-            WorkOrder(id=work_order_id, service_order_id=so_id, service_item_code=service_item_code, order_date=on,
-                      difficulty=difficulty, unit=unit,
-                      deliverables=[{"name": "入湖数据", "unit": unit or SERVICE_ITEMS[service_item_code].units[0]}]),
-            load_catalog(),
-        )  # fmt: skip
-        set_service_order_state(conn, so_id, "approved")
-        set_work_order_state(conn, work_order_id, "approved")
+    if conn.execute(text("SELECT 1 FROM govops.work_order WHERE id = :id"), {"id": work_order_id}).first():
+        return
+    so_id = f"SO-{work_order_id}"
+    create_service_order(
+        conn, ServiceOrder(id=so_id, name=f"演示：{SERVICE_ITEMS[service_item_code].name_zh}", category="数据治理",
+                           requesting_department="区大数据中心", objectives="将样例数据抽取入湖"),
+    )  # fmt: skip
+    create_work_order(
+        conn,
+        WorkOrder(id=work_order_id, service_order_id=so_id, service_item_code=service_item_code, order_date=on,
+                  difficulty=difficulty, unit=unit,
+                  deliverables=[{"name": "入湖数据", "unit": unit or SERVICE_ITEMS[service_item_code].units[0]}]),
+        load_catalog(),
+    )  # fmt: skip
+    set_service_order_state(conn, so_id, "approved")
+    set_work_order_state(conn, work_order_id, "approved")
