@@ -59,6 +59,7 @@ def _fresh_ledger() -> str:
 
 def bench_ledger(url: str, n: int) -> None:
     from govops.ledger.usage import TaskRef, UsageEvent, record_usage
+    from govops.settlement.workorders import ensure_demo_work_order
 
     now = datetime.now(UTC)
     events = [
@@ -75,6 +76,8 @@ def bench_ledger(url: str, n: int) -> None:
         for i in range(n)
     ]
     engine = create_engine(url)
+    for i in range(7):  # usage is metered against existing work orders
+        ensure_demo_work_order(engine, f"WO-{i}", "04", on=now.date())
     started = time.perf_counter()
     inserted = record_usage(engine, events).inserted
     new_s = time.perf_counter() - started

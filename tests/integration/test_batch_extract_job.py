@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import date
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from govops.ledger.usage import TaskRef, meter_manifest
 from govops.pipelines.spec import PipelineSpec
+from govops.settlement.workorders import ensure_demo_work_order
 from govops.spark import manifest as manifests
 
 from . import spark_submit
@@ -123,6 +125,7 @@ def test_killed_run_leaves_the_published_dataset_whole(
     assert not staging.exists()
 
     # Metering the retry's manifest, and again as a later retry would: one ledger row.
+    ensure_demo_work_order(ledger, "WO-T", "04", on=date(2026, 6, 1))  # usage needs its work order
     manifest = manifests.read(str(args["manifest"]))
     for try_number in (2, 3):
         task = TaskRef("jobtest", "run-killed", "extract", -1, try_number=try_number)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 
 from govops.ledger.usage import IdempotencyConflict, TaskRef
 from govops.quality import catalog_checks as cc
+from govops.settlement.workorders import ensure_demo_work_order
 
 WHEN = datetime(2026, 8, 3, 1, 0, tzinfo=UTC)
 COLUMNS = [{"name": "id", "type": "bigint", "description": "编号"},
@@ -65,6 +66,8 @@ def conn(ledger: Engine) -> Iterator[Connection]:
         tx = c.begin()
         c.execute(text("DELETE FROM govops.catalog_quality_issue"))
         c.execute(text("DELETE FROM govops.data_catalog"))
+        for wo in ("WO-T-CATALOG", "WO-T-OTHER"):  # usage needs its work order (item 11)
+            ensure_demo_work_order(c, wo, "11", on=date(2026, 8, 1))
         yield c
         tx.rollback()
 

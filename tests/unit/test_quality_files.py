@@ -9,7 +9,7 @@ import io
 import threading
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 from govops.ledger.usage import IdempotencyConflict, TaskRef
 from govops.quality import files as F
 from govops.sample_data import sample_files as S
+from govops.settlement.workorders import ensure_demo_work_order
 
 CATALOG = {d["dataset"]: F.CatalogEntry(d["dataset"], d["provider_department"]) for d in S.DATASETS}
 
@@ -319,6 +320,8 @@ def conn(ledger: Engine) -> Iterator[Connection]:
     """One transaction, rolled back: nothing of the runs here stays in the session database."""
     with ledger.connect() as c:
         tx = c.begin()
+        for wo in ("WO-T-FILES", "WO-T-OTHER"):  # usage needs its work order (item 09)
+            ensure_demo_work_order(c, wo, "09", on=date(2026, 8, 1))
         yield c
         tx.rollback()
 
