@@ -19,15 +19,25 @@ from __future__ import annotations
 import json
 import os
 
-from govops.pipelines.cleansing import LOCATION, REASON, cleansed, flag, good_rows, rejected_rows
+from govops.pipelines.cleansing import (
+    LOCATION,
+    REASON,
+    cleansed,
+    flag,
+    good_rows,
+    null_watermark_reason,
+    rejected_rows,
+)
 from govops.pipelines.readers import read_files
-from govops.pipelines.spec import PipelineSpec
+from govops.pipelines.spec import PipelineSpec, parse_spec
 from govops.spark import job
 from govops.spark.jdbc import PASSWORD_ENV
 from govops.spark.manifest import _safe, run_key
 
 
 def read_jdbc(ctx: job.JobContext, spec: PipelineSpec):  # -> DataFrame
+    from pyspark.sql import functions as F
+
     a, source = ctx.args, spec.source
 
     def reader():  # a DataFrameReader keeps its options: start afresh for each read
@@ -43,22 +53,66 @@ def read_jdbc(ctx: job.JobContext, spec: PipelineSpec):  # -> DataFrame
         return r
 
     relation = f"({source.query}) AS q" if source.query else source.table
+    keys = key_columns(ctx, spec)
+    # Rows with a NULL watermark are rejected (cleansing) by the first run that reads them.
+    # With a key to tell them apart, every run reads them and skips those a committed run
+    # already rejected (their source_location); without one, only a run with no lower
+    # bound (the first load and its re-runs) reads them.
+    null_rejects = json.loads(a.null_rejects or "[]") if keys else []
     if spec.mode == "incremental" and (a.watermark_from or a.watermark_to):
         column = spec.watermark.column
         bounds = [f"{column} {op} '{value.replace(chr(39), chr(39) * 2)}'"
                   for op, value in ((">", a.watermark_from), ("<=", a.watermark_to)) if value]  # fmt: skip
-        relation = f"(SELECT * FROM {relation} WHERE {' AND '.join(bounds)}) AS w"
+        where = " AND ".join(bounds)
+        if keys or not a.watermark_from:
+            where = f"({where}) OR {column} IS NULL"
+        relation = f"(SELECT * FROM {relation} WHERE {where}) AS w"
+    df = None
     if source.partition_column and source.num_partitions > 1:
         column = source.partition_column
         lo, hi = query_row(ctx, f"SELECT min({column})::text, max({column})::text FROM {relation}")
         if lo is not None:
-            return (
+            df = (
                 reader()
                 .option("dbtable", relation)
                 .options(partitionColumn=column, lowerBound=lo, upperBound=hi, numPartitions=str(source.num_partitions))
                 .load()
             )  # fmt: skip
-    return reader().option("dbtable", relation).load()
+    if df is None:
+        df = reader().option("dbtable", relation).load()
+    df = df.withColumn(LOCATION, jdbc_location(source.table or "query", keys))
+    if null_rejects and spec.watermark:
+        column = spec.watermark.column
+        seen = (ctx.spark.read.parquet(*null_rejects).where(F.col("reason") == null_watermark_reason(column))
+                .select(F.col("source_location").alias("__seen")).distinct())  # fmt: skip
+        df = df.join(F.broadcast(seen), (F.col(LOCATION) == F.col("__seen")) & F.col(column).isNull(), "left_anti")
+    return df
+
+
+def key_columns(ctx: job.JobContext, spec: PipelineSpec) -> list[str]:
+    """The columns that name a source row in its reject's location: the partition column,
+    else the dedupe keys, else the table's primary key (none for a query without either)."""
+    source = spec.source
+    if source.partition_column:
+        return [source.partition_column]
+    if spec.cleansing.dedupe_keys:
+        return list(spec.cleansing.dedupe_keys)
+    if source.table is None:
+        return []
+    [pk] = query_row(ctx, "SELECT string_agg(a.attname, ',' ORDER BY array_position(i.indkey, a.attnum)) "
+                          "FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                          f"WHERE i.indrelid = '{source.table}'::regclass AND i.indisprimary") or [None]  # fmt: skip
+    return pk.split(",") if pk else []
+
+
+def jdbc_location(table: str, keys: list[str]):  # -> Column
+    """``<table>#<key>=<value>[,<key>=<value>]``, as the stream capture locates its rows."""
+    from pyspark.sql import functions as F
+
+    if not keys:
+        return F.lit(table)
+    pairs = [F.concat(F.lit(f"{k}="), F.coalesce(F.col(k).cast("string"), F.lit("null"))) for k in keys]
+    return F.concat(F.lit(f"{table}#"), F.concat_ws(",", *pairs))
 
 
 def query_row(ctx: job.JobContext, sql: str) -> list[str | None]:
@@ -87,10 +141,12 @@ def extract(ctx: job.JobContext) -> None:
     from pyspark.sql import functions as F
 
     a = ctx.args
-    spec = PipelineSpec.model_validate(json.loads(a.spec))
+    spec = parse_spec(a.spec)
     key = run_key(a.dag_id, a.run_id, a.task_id, a.map_index)
     # One partition per run: a re-run of the run replaces it (pipelines/factory.py relies on the name).
-    dataset = spec.target.dataset if spec.mode == "full" else f"{spec.target.dataset}/load={_safe(a.run_id)}"
+    # A re-run of an interval under a new run id replaces the partition of the run it repeats.
+    load = _safe(a.load_id or a.run_id)
+    dataset = spec.target.dataset if spec.mode == "full" else f"{spec.target.dataset}/load={load}"
     out = ctx.staged_output(spec.target.zone, dataset)
     rejects = ctx.staged_output("rejects", f"{spec.target.dataset}/{key.replace('/', '__')}")
 
@@ -110,10 +166,11 @@ def extract(ctx: job.JobContext) -> None:
     written_rows, hash_sum = job.checksum_columns(flagged, [final.get(c, c) for c in columns], where=good_row)
     measures = [F.count(F.lit(1)).alias("read"), F.count_if(~good_row).alias("rejected"), written_rows, hash_sum]
     if spec.watermark:
-        column = spec.watermark.column
-        measures.append(F.max(F.when(good_row, F.col(final.get(column, column)))).cast("string").alias("watermark"))
-        # the rejects pass reads no further than this pass did
-        measures.append(F.max(F.col(column)).alias("watermark_read"))
+        # The highest value read, rejects included: the committed position, so that no later
+        # run reads this run's rejects again, and the range a re-run of this run reads.
+        # The rejects pass reads no further either.
+        read_max = F.max(F.col(spec.watermark.column))
+        measures += [read_max.cast("string").alias("watermark"), read_max.alias("watermark_read")]
     seen = Observation("extract")
     good = good_rows(flagged.observe(seen, *measures), spec).drop(LOCATION)
     with ctx.timed("read_write_s"):
@@ -122,7 +179,8 @@ def extract(ctx: job.JobContext) -> None:
     read_rows, counted_rejects = int(stats["read"]), int(stats["rejected"])
     with ctx.timed("rejects_s"):
         if spec.watermark and stats["watermark_read"] is not None:
-            upto = F.col(spec.watermark.column) <= F.lit(stats["watermark_read"])
+            column = F.col(spec.watermark.column)
+            upto = (column <= F.lit(stats["watermark_read"])) | column.isNull()
             rejected = rejected_rows(flag(source.where(upto), spec, cast_reasons))
         else:
             rejected = rejected_rows(flagged)
@@ -179,6 +237,9 @@ def main() -> None:
     p.add_argument("--watermark-from", default=None)
     p.add_argument("--watermark-to", default=None, help="a re-run of a committed load: its upper bound")
     p.add_argument("--first-load", choices=("true", "false"), default="false")
+    p.add_argument("--null-rejects", default=None,
+                   help="JSON list: committed runs' rejects, whose NULL-watermark rows are not read again")  # fmt: skip
+    p.add_argument("--load-id", default=None, help="incremental: the load partition's run (default: this run)")
     p.add_argument("--onboarding", choices=("new", "refresh"), default="new", help="item 01: new or refresh (保鲜)")
     p.add_argument("--landing-root", default=None, help="where relative file paths of the spec are read")
     job.run("extract", p, extract)

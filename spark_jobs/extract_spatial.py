@@ -16,12 +16,11 @@ item 03, the coordinate points of the written geometries.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from govops.pipelines import spatial
 from govops.pipelines.readers import resolve, source_files
-from govops.pipelines.spec import Cleansing, PipelineSpec, SpatialSource
+from govops.pipelines.spec import Cleansing, SpatialSource, parse_spec
 from govops.spark import job
 from govops.spark.manifest import run_key
 
@@ -30,7 +29,7 @@ CHUNK_FEATURES = 100_000  # features per task; --option chunk_features=N
 
 def extract(ctx: job.JobContext) -> None:
     a = ctx.args
-    spec = PipelineSpec.model_validate(json.loads(a.spec))
+    spec = parse_spec(a.spec)
     source = spec.source
     if not isinstance(source, SpatialSource):
         raise ValueError(f"{spec.pipeline}: extract_spatial runs spatial sources, not {source.kind}")

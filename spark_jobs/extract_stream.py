@@ -35,7 +35,7 @@ from typing import Any
 from govops.pipelines import stream
 from govops.pipelines.cleansing import CORRUPT, LOCATION, cleanse, typed
 from govops.pipelines.readers import resolve
-from govops.pipelines.spec import PipelineSpec
+from govops.pipelines.spec import PipelineSpec, parse_spec
 from govops.spark import job
 from govops.spark.jdbc import PASSWORD_ENV
 from govops.spark.lake import StagedOutput
@@ -265,7 +265,7 @@ def run_query(ctx: job.JobContext, spec: PipelineSpec) -> tuple[BatchWriter, dic
 
 def extract_stream(ctx: job.JobContext) -> None:
     a = ctx.args
-    spec = PipelineSpec.model_validate(json.loads(a.spec))
+    spec = parse_spec(a.spec)
     checkpoint = stream.checkpoint_uri(ctx.lake_root, spec.pipeline)
     records_dir = stream.records_uri(ctx.lake_root, spec.pipeline)
     found = stream.checkpoint_stream_id(ctx.fs, checkpoint)

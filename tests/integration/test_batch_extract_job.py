@@ -3,6 +3,7 @@ partitioned JDBC full load, its retry, and a kill in the middle of the write."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -135,3 +136,74 @@ def test_killed_run_leaves_the_published_dataset_whole(
             text("SELECT quantity, records FROM govops.usage_event WHERE run_id = 'run-killed'")
         ).all()
     assert [tuple(r) for r in rows] == [(1, ROWS)]
+
+
+CHANGES = "jobtest_incr.changes"
+
+
+def incremental_args(lake: Path, run_id: str, **extra: object) -> dict[str, object]:
+    lake_root = lake.as_uri()
+    return {
+        "dag-id": "incr", "run-id": run_id, "task-id": "extract", "work-order-id": "WO-T", "lake-root": lake_root,
+        "manifest": manifests.manifest_uri(lake_root, "incr", run_id, "extract", -1),
+        "spec": PipelineSpec.model_validate({
+            "pipeline": "jobtest_changes", "description": "d", "service_item": "04", "department": "区公安分局",
+            "work_order": "WO-T", "source": {"kind": "jdbc", "table": CHANGES, "partition_column": "id",
+                                             "num_partitions": 2},
+            "target": {"dataset": "frontdb/jobtest/changes"}, "mode": "incremental",
+            "watermark": {"column": "updated_at"}, "cleansing": {"required": ["name"], "dedupe_keys": ["code"]},
+        }).model_dump_json(),
+        **{k: v for k, v in extra.items() if v is not None},
+    }  # fmt: skip
+
+
+def run_incremental(lake: Path, source_url: str, run_id: str, **extra: object) -> tuple[dict, list[dict], list]:
+    args = incremental_args(lake, run_id, **extra)
+    result = spark_submit.run("extract", args, jdbc_url=source_url)
+    manifest = manifests.read(str(args["manifest"]))
+    assert result.returncode == 0, manifest.get("error") or result.stderr[-3000:]
+    rejects = pq.ParquetDataset(manifest["outputs"][1]["uri"].removeprefix("file://")).read().to_pylist()
+    found = sorted((r["source_location"], r["reason"]) for r in rejects)
+    ids = pq.ParquetDataset(manifest["outputs"][0]["uri"].removeprefix("file://")).read(columns=["id"])
+    return manifest, found, sorted(ids.column("id").to_pylist())
+
+
+def test_incremental_rejects_null_watermarks_and_duplicates_once(tmp_path: Path, source_url: str) -> None:
+    """Items 8-11 of issue 15 on a real table: NULL watermarks rejected once, a valid row
+    after an invalid duplicate loads, the committed position is the highest value read
+    (rejects included), a re-run reads its range again, and rejects name table and key."""
+    engine = create_engine(source_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            f"""DROP SCHEMA IF EXISTS jobtest_incr CASCADE; CREATE SCHEMA jobtest_incr;
+                CREATE TABLE {CHANGES} (id int PRIMARY KEY, code text, name text, updated_at timestamp);
+                INSERT INTO {CHANGES} VALUES
+                  (1, 'a', 'A', '2026-07-01 01:00'), (2, 'b', NULL, '2026-07-01 02:00'),
+                  (3, 'c', 'C', NULL),                                    -- no watermark
+                  (4, 'x', NULL, '2026-07-01 03:00'), (5, 'x', 'X', '2026-07-01 04:00'),  -- invalid, then valid
+                  (6, 'f', NULL, '2026-07-01 05:00')                      -- a reject after the last good row"""
+        ))  # fmt: skip
+    where = f"{CHANGES}#id="
+    null = "updated_at (watermark) is null"
+    first, rejected, ids = run_incremental(tmp_path, source_url, "run-1")
+    assert first["counts"] == {"read": 6, "written": 2, "rejected": 4}
+    assert ids == [1, 5]
+    assert rejected == [(f"{where}2", "missing name"), (f"{where}3", null), (f"{where}4", "missing name"),
+                        (f"{where}6", "missing name")]  # fmt: skip
+    mark = first["outputs"][0]["watermark"]
+    assert mark == "2026-07-01 05:00:00"  # the reject's, not the last good row's
+
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO {CHANGES} VALUES (7, 'g', 'G', NULL), (8, 'h', 'H', '2026-07-02 01:00')"))
+    earlier = json.dumps([first["outputs"][1]["uri"]])
+    second, rejected, ids = run_incremental(tmp_path, source_url, "run-2", **{"watermark-from": mark,
+                                                                              "null-rejects": earlier})  # fmt: skip
+    assert second["counts"] == {"read": 2, "written": 1, "rejected": 1}  # id 6 and id 3 are not read again
+    assert ids == [8] and rejected == [(f"{where}7", null)]
+
+    # Re-running the first run: its range again, the same counts (id 7 was rejected by run 2).
+    again, rejected, ids = run_incremental(tmp_path, source_url, "run-1", **{
+        "watermark-to": mark, "null-rejects": json.dumps([second["outputs"][1]["uri"]])})  # fmt: skip
+    assert again["counts"] == first["counts"] and ids == [1, 5]
+    assert [r[0] for r in rejected] == [f"{where}{i}" for i in (2, 3, 4, 6)]
+    engine.dispose()

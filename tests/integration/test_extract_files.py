@@ -206,3 +206,24 @@ def test_json_lines_and_parquet(tmp_path: Path) -> None:
     assert manifest["counts"] == {"read": 4, "written": 2, "rejected": 2}
     assert Counter(r["reason"] for r in rejects(manifest)) == {
         "missing name": 1, "duplicate of an earlier row with the same id": 1}  # fmt: skip
+
+
+def test_csv_quoting_dialects(tmp_path: Path) -> None:
+    """RFC 4180 (a quote doubled inside a quoted field) by default; a backslash-escaped
+    export with escape: "\\". The header check parses the same way as the read."""
+    folder = landing(tmp_path)
+    (folder / "rfc.csv").write_text(
+        'id,"name",birth_date,amount\n1,"王""小""二",1990-01-02,1.00\n2,"张, 三",1990-01-03,2.00\n', "utf-8")
+    code, manifest, err = run_extract(tmp_path, {"kind": "csv", "path": "drop/rfc.csv", "columns": COLUMNS})
+    assert code == 0, manifest.get("error") or err[-3000:]
+    assert manifest["counts"] == {"read": 2, "written": 2, "rejected": 0}
+    assert [r["name"] for r in written(tmp_path)] == ['王"小"二', "张, 三"]
+
+    (folder / "rfc.csv").unlink()
+    (folder / "backslash.csv").write_text(
+        'id,"name",birth_date,amount\n1,"王\\"小\\"二",1990-01-02,1.00\n2,"张, 三",1990-01-03,2.00\n', "utf-8")
+    code, manifest, err = run_extract(
+        tmp_path, {"kind": "csv", "path": "drop/backslash.csv", "columns": COLUMNS, "escape": "\\"}, run_id="r2")
+    assert code == 0, manifest.get("error") or err[-3000:]
+    assert manifest["counts"] == {"read": 2, "written": 2, "rejected": 0}
+    assert [r["name"] for r in written(tmp_path)] == ['王"小"二', "张, 三"]

@@ -61,7 +61,7 @@ def test_bad_specs_name_the_file_and_field(tmp_path: Path, change: dict, message
     path = write(tmp_path, "some_source", {**GOOD, **change})
     with pytest.raises(SpecError) as err:
         load_spec(path)
-    assert str(err.value).startswith(f"{path}: ")
+    assert str(err.value).startswith(f"SPEC_INVALID: {path}: ")  # a refusal: coded, never retried
     assert message in str(err.value)
 
 
@@ -70,3 +70,18 @@ def test_broken_yaml(tmp_path: Path) -> None:
     path.write_text("pipeline: [unclosed", encoding="utf-8")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec(path)
+
+
+def test_csv_escape_is_rfc4180_by_default_and_validated() -> None:
+    from govops.pipelines.readers import csv_rows
+    from govops.pipelines.spec import FileSource
+
+    columns = {"a": "string"}
+    assert FileSource(kind="csv", path="x.csv", columns=columns).escape == '"'
+    assert FileSource(kind="csv", path="x.csv", columns=columns, escape="\\").escape == "\\"
+    with pytest.raises(ValueError, match="escape"):
+        FileSource(kind="csv", path="x.csv", columns=columns, escape="'")
+    with pytest.raises(ValueError, match="escape is only used with kind csv"):
+        FileSource(kind="jsonl", path="x.jsonl", columns=columns, escape="\\")
+    assert csv_rows('1,"王""小""二"', ",") == [["1", '王"小"二']]
+    assert csv_rows('1,"王\\"小\\"二"', ",", "\\") == [["1", '王"小"二']]

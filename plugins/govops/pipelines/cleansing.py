@@ -65,6 +65,11 @@ def flag(df: DataFrame, spec: PipelineSpec, extra_reasons: list[Column] | None =
     if CORRUPT in df.columns:
         reasons.append(F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed record")))
     reasons.extend(extra_reasons or [])
+    if spec.watermark is not None:
+        # A row without a watermark belongs to no load's range: kept as a reject, once
+        # (extract.py reads such rows only until a committed run has rejected them).
+        mark = spec.watermark.column
+        reasons.append(F.when(F.col(mark).isNull(), F.lit(null_watermark_reason(mark))))
     for name in c.trim:
         df = df.withColumn(name, F.trim(F.col(name)))
     for name in c.required:
@@ -85,13 +90,19 @@ def flag(df: DataFrame, spec: PipelineSpec, extra_reasons: list[Column] | None =
         df = df.withColumn(f"__cast_{name}", cast)  # fmt: skip
     reason = F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
     if c.dedupe_keys:
-        # A deterministic order, so that every pass over the source keeps the same row: the
-        # source location, else all columns (rows that tie are identical).
-        order = [F.col(LOCATION)] if LOCATION in df.columns else [F.col(x) for x in sorted(df.columns)]
-        first = F.row_number().over(Window.partitionBy(*c.dedupe_keys).orderBy(*order)) == 1
+        # Only rows that passed every other rule are ranked: a rejected row never makes a
+        # valid one its duplicate. A deterministic order, so that every pass over the source
+        # keeps the same row: the source location, then all columns (rows that tie are identical).
+        order = ([F.col(LOCATION)] if LOCATION in df.columns else []) + [F.col(x) for x in sorted(df.columns)]
+        passed = reason.isNull()
+        first = F.row_number().over(Window.partitionBy(passed, *c.dedupe_keys).orderBy(*order)) == 1
         keys = ", ".join(c.dedupe_keys)
         reason = F.coalesce(reason, F.when(~first, F.lit(f"duplicate of an earlier row with the same {keys}")))
     return df.withColumn(REASON, reason)
+
+
+def null_watermark_reason(column: str) -> str:
+    return f"{column} (watermark) is null"
 
 
 def cleansed(spec: PipelineSpec) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from govops.errors import CodedError
 from govops.pipelines.cleansing import CORRUPT, LOCATION, READ_ERROR, typed
 
 if TYPE_CHECKING:
@@ -23,8 +24,10 @@ if TYPE_CHECKING:
     from govops.spark.job import JobContext
 
 
-class SchemaDriftError(ValueError):
+class SchemaDriftError(CodedError, ValueError):
     """A file's header does not match the spec's columns; the message names file and columns."""
+
+    code = "SCHEMA_DRIFT"
 
 
 def resolve(path: str, landing_root: str | None) -> str:
@@ -112,7 +115,7 @@ def _read_csv(ctx: JobContext, source: FileSource, path: str, reader: Any) -> Da
     files, drifted = source_files(ctx, path), {}
     if source.header:
         for uri in files:
-            header = next(iter(_csv_rows(first_line(ctx, uri, source.encoding), source.delimiter)), [])
+            header = next(iter(csv_rows(first_line(ctx, uri, source.encoding), source.delimiter, source.escape)), [])
             problem = drift(declared, [h.strip() for h in header])
             if problem:
                 drifted[uri] = problem
@@ -124,7 +127,9 @@ def _read_csv(ctx: JobContext, source: FileSource, path: str, reader: Any) -> Da
     good = [f for f in files if f not in drifted]
     frames = []
     if good:
-        csv = reader.options(header=str(source.header).lower(), sep=source.delimiter).csv(good)
+        # The header check above and this read parse quotes the same way (csv_rows).
+        csv = reader.options(header=str(source.header).lower(), sep=source.delimiter, quote='"',
+                             escape=source.escape).csv(good)  # fmt: skip
         frames.append(csv.withColumn(LOCATION, F.col("_metadata.file_path")).withColumn(READ_ERROR, F.lit(None)))
     for uri, why in drifted.items():
         # Each data line of a drifted file is one reject, kept whole in the corrupt column.
@@ -151,10 +156,14 @@ def _read_csv(ctx: JobContext, source: FileSource, path: str, reader: Any) -> Da
     return df
 
 
-def _csv_rows(text: str, delimiter: str) -> list[list[str]]:
+def csv_rows(text: str, delimiter: str, escape: str = '"') -> list[list[str]]:
+    """Python's reading of CSV lines in the dialect Spark is given: escape '"' is RFC 4180's
+    doubled quote, another escape character precedes the quote it escapes."""
     import csv
 
-    return list(csv.reader([text], delimiter=delimiter))
+    if escape == '"':
+        return list(csv.reader([text], delimiter=delimiter, quotechar='"', doublequote=True))
+    return list(csv.reader([text], delimiter=delimiter, quotechar='"', doublequote=False, escapechar=escape))
 
 
 def read_xlsx(ctx: JobContext, source: FileSource, files: list[str]) -> DataFrame:

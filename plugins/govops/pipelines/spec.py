@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from govops import settings
+from govops.errors import CodedError
 from govops.service_items import SERVICE_ITEMS
 
 PIPELINES_DIR = "include/pipelines"
@@ -33,8 +34,10 @@ def _charset(encoding: str) -> str:
         raise ValueError(f"encoding {encoding!r} is not a known charset") from None
 
 
-class SpecError(ValueError):
+class SpecError(CodedError, ValueError):
     """A spec file is invalid; the message names the file and the field."""
+
+    code = "SPEC_INVALID"
 
 
 class _Strict(BaseModel):
@@ -64,6 +67,9 @@ class FileSource(_Strict):
     path: str  # a glob under the landing root, or a URI
     encoding: str = "utf-8"  # csv, jsonl, xml: the files' charset (e.g. gbk); the lake is UTF-8
     delimiter: str = ","  # csv
+    # csv: the character that escapes a quote inside a quoted field. '"' (the default) is
+    # RFC 4180: a quote is doubled ("王""小""二"); '\\' reads exports that write \" instead.
+    escape: Literal['"', "\\"] = '"'
     header: bool = True  # csv, xlsx: the first row names the columns
     row_tag: str | None = None  # xml: the element that holds one record
     sheet: str | None = None  # xlsx: the worksheet (default: the first)
@@ -78,6 +84,10 @@ class FileSource(_Strict):
             raise ValueError(f"{self.kind} sources need columns: an explicit schema (name: type)")
         if self.kind == "xml" and not self.row_tag:
             raise ValueError("xml sources need row_tag: the element that holds one record")
+        if self.kind != "csv" and self.escape != '"':
+            raise ValueError("escape is only used with kind csv")
+        if len(self.delimiter) != 1 or self.delimiter in ('"', self.escape, "\n", "\r"):
+            raise ValueError(f"delimiter {self.delimiter!r} must be one character other than the quote and escape")
         return self
 
 
@@ -258,6 +268,14 @@ class PipelineSpec(_Strict):
         if self.mode == "full" and self.watermark is not None:
             raise ValueError("watermark is only used with mode incremental")
         return self
+
+
+def parse_spec(spec_json: str) -> PipelineSpec:
+    """A spec handed over as JSON (the Spark jobs' --spec); a SpecError names the field."""
+    try:
+        return PipelineSpec.model_validate_json(spec_json)
+    except ValidationError as exc:
+        raise SpecError(f"--spec: {_describe(exc)}") from None
 
 
 def _describe(error: ValidationError) -> str:

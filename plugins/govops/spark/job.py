@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from govops.errors import is_refusal
 from govops.spark.lake import HadoopFS, StagedOutput
 from govops.spark.manifest import MANIFEST_VERSION, run_key
 
@@ -160,10 +161,14 @@ def run(name: str, arg_parser: argparse.ArgumentParser, body: Callable[[JobConte
     started = datetime.now(UTC)
     clock = time.perf_counter()
     error: str | None = None
+    failure: dict[str, Any] = {}
     try:
         body(ctx)
-    except BaseException:
+    except BaseException as exc:
         error = traceback.format_exc(limit=20)
+        # The job's own error, for the Airflow exception and govops.task_failure; a refusal
+        # (a CodedError) is not retried.
+        failure = {"error_message": f"{type(exc).__name__}: {exc}"[:4000], "retryable": not is_refusal(exc)}
         raise
     finally:
         ctx.timings["total_s"] = round(time.perf_counter() - clock, 3)
@@ -172,6 +177,7 @@ def run(name: str, arg_parser: argparse.ArgumentParser, body: Callable[[JobConte
             "job": name,
             "status": "failed" if error else "succeeded",
             "error": error,
+            **failure,
             "run": ctx.run,
             "app_id": spark.sparkContext.applicationId,
             "spark": {"version": spark.version, "master": spark.sparkContext.master},
