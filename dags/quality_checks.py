@@ -7,13 +7,14 @@ ingestion-side suites (归集端, item 07: basic, generic rules) or application-
 tagged with its quality dimension and severity.
 
 * **Spark job**: `spark_jobs/check_quality.py`: the whole suite in a couple of passes
-  (`govops.quality.engine`), with the failing rows. **Metered**: batch mode one table
-  (张) per run, stream mode (only what arrived since the last run) per record (万条),
-  against the `work_order_id` param.
+  (`govops.quality.engine`), with the failing rows. **Metered** by `publish`, once every
+  output is written: batch mode one table (张) per run, stream mode (only what arrived
+  since the last run) per record (万条), against the `work_order_id` param.
 * **Outputs**: the check log (`govops.quality_check_run` / `quality_check_result`), the
-  anomaly list (异常数据清单) `<lake>/anomalies/quality/<suite>/…` with CSV / XLSX
-  exports, the quality report and the GX data docs under `<lake>/reports/quality/`
-  (the `publish` task's XCom and log give both links).
+  full anomaly list (异常数据清单) with its CSV / XLSX exports in the data owner's zone
+  `<lake>/owner/<department>/quality/<suite>/…`, the quality report with the masked
+  exports and the GX data docs under `<lake>/reports/quality/` (the `publish` task's XCom
+  and log give both links).
 * **Gate**: the score and the suite's thresholds decide pass / warn / fail; an ingestion
   suite that fails stops here, so the batch is not promoted to the `clean` zone.
 """
@@ -53,6 +54,7 @@ with DAG(
         from sqlalchemy import create_engine
 
         from govops import settings
+        from govops.ledger.usage import contract_timezone
         from govops.pipelines import stream
         from govops.quality import promotion, suites
         from govops.settlement.workorders import require_runnable
@@ -71,7 +73,9 @@ with DAG(
             finally:
                 engine.dispose()
             plan = {k: "" if found[k] is None else str(found[k]) for k in plan}
-        return {"suite": str(suite.path), "side": suite.side, "dataset": suite.dataset,
+        # The job judges "today" in the contract's time zone and reads code tables beside the suites.
+        job_env = {"GOVOPS_TIMEZONE": str(contract_timezone()), suites.SUITES_DIR_ENV: str(suites.suites_dir())}
+        return {"suite": str(suite.path), "side": suite.side, "dataset": suite.dataset, "env": job_env,
                 "version": promotion.version(settings.lake_root(), suite.dataset), **plan}  # fmt: skip
 
     prepared = prepare()
@@ -86,6 +90,9 @@ with DAG(
             "meter-through": "{{ ti.xcom_pull(task_ids='prepare')['meter_through'] }}",
         },
         work_order_id="{{ params.work_order_id }}",
+        env_vars={name: f"{{{{ ti.xcom_pull(task_ids='prepare')['env']['{name}'] }}}}"
+                  for name in ("GOVOPS_TIMEZONE", "GOVOPS_QUALITY_SUITES_DIR")},
+        meter=False,  # publish meters, once the outputs exist
     )
 
     @task
@@ -103,6 +110,8 @@ with DAG(
             engine.dispose()
         if summary["report"]:
             print(f"quality report: {summary['report']}\ndata docs: {summary['data_docs']}")
+            for rule, error in summary["errors"].items():
+                print(f"rule error: {rule}: {error}")
         else:
             print("nothing arrived since the last run: nothing checked")
         return summary

@@ -11,10 +11,12 @@ with a checkpoint (``availableNow``), each micro-batch is checked as it comes, a
 is metered per record (万条) from the streaming query's progress. Uniqueness is then judged
 within each micro-batch.
 
-Outputs: the anomaly list <lake>/anomalies/quality/<suite>/<run> (one row per failing
-record and rule: rule, dimension, severity, column, value, reason, the record as JSON), and
-the per-rule figures in the manifest, from which the Airflow task writes the GX validation
-result, the data docs, the check log and the report.
+Outputs: the anomaly list in the data owner's zone,
+<lake>/owner/<department>/quality/<suite>/<run> (one row per failing record and rule: rule,
+dimension, severity, column, value, reason, the record as JSON, and the value and record
+masked for the report; on a file:// lake readable by its owner only), and the per-rule
+figures in the manifest, from which the Airflow task writes the GX validation result, the
+data docs, the check log and the report, and then meters the run.
 """
 
 from __future__ import annotations
@@ -32,21 +34,24 @@ def _figures(outcome: Any) -> list[dict[str, Any]]:
         "severity": r.rule.severity, "success": r.success, "element_count": r.element_count,
         "missing_count": r.missing_count, "unexpected_count": r.unexpected_count,
         "observed_value": r.observed_value, "evaluated_by": r.evaluated_by, "exception": r.exception,
+        "traceback": r.traceback,
     } for r in outcome.results]  # fmt: skip
 
 
 def check(ctx: job.JobContext) -> None:
-    from govops.quality import engine, suites
+    from govops.quality import engine, owner_zone, suites
 
     a = ctx.args
     suite = suites.load(a.suite, ctx.lake_root, check_kwargs=False)
+    folder = owner_zone.suite_folder(suite)
     source = a.input or f"{ctx.lake_root}/{suite.dataset}"
     figures: dict[str, Any] = {"suite": suite.name, "suite_sha256": suite.sha256, "dataset": suite.dataset,
                                "side": suite.side, "mode": a.mode}  # fmt: skip
     with ctx.timed("check_s"):
         if a.mode == "batch":
             key = run_key(a.dag_id, a.run_id, a.task_id, a.map_index).replace("/", "__")
-            staged = None if a.anomaly_list == "off" else ctx.staged_output("anomalies", f"quality/{suite.name}/{key}")
+            folder = f"{folder}/{key}"
+            staged = None if a.anomaly_list == "off" else ctx.staged_output(owner_zone.ZONE, folder)
             outcome = engine.evaluate(ctx.spark.read.parquet(source), suite, staged.staging if staged else None)
             figures.update(rows=outcome.rows, results=_figures(outcome), anomaly_rows=outcome.anomaly_rows,
                            anomalies_written=outcome.anomalies_written, by_gx=outcome.by_gx, passes=outcome.passes)
@@ -58,7 +63,10 @@ def check(ctx: job.JobContext) -> None:
                 staged.commit({"run": ctx.run, "rows": listed})
                 figures["anomalies"] = staged.target
         else:
+            folder = f"{folder}/stream"
             figures.update(_stream(ctx, suite))
+        if figures.get("anomalies"):
+            owner_zone.restrict(ctx.lake_root, folder)
     rows = figures["rows"]
     ctx.counts.update(read=rows, written=rows, rejected=0)
     ctx.inputs.append({"kind": "parquet", "uri": source, "rows": rows})
@@ -79,13 +87,13 @@ def _stream(ctx: job.JobContext, suite: Any) -> dict[str, Any]:
     (and meters) every recorded batch above --metered-through, so a batch that a killed run
     checked but never metered is metered once, by the next run."""
     from govops.pipelines import stream
-    from govops.quality import engine
+    from govops.quality import engine, owner_zone
 
     a = ctx.args
     name = f"quality/{suite.name}"
     source = a.input or f"{ctx.lake_root}/{suite.dataset}"
     checkpoint, records_dir = stream.checkpoint_uri(ctx.lake_root, name), stream.records_uri(ctx.lake_root, name)
-    anomalies_root = f"{ctx.lake_root}/anomalies/quality/{suite.name}/stream"
+    anomalies_root = owner_zone.uri(ctx.lake_root, f"{owner_zone.suite_folder(suite)}/stream")
     metered_through = -1 if a.metered_through in (None, "") else int(a.metered_through)
     meter_through = None if a.meter_through in (None, "") else int(a.meter_through)
     progress: dict[int, int] = {}

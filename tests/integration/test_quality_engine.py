@@ -74,7 +74,6 @@ def _suite(tmp_path: Path, expectations: list[dict], dataset: str = "raw/crafted
                 "meta": {"govops": {"dataset": dataset, "side": side, "thresholds": {"pass": 99, "warn": 90}}}}
     path = tmp_path / f"crafted.{side}.json"
     path.write_text(json.dumps(document), encoding="utf-8")
-    (tmp_path / "code_tables").symlink_to(suites.SUITES_DIR / "code_tables")
     return suites.load(path, lake)
 
 
@@ -183,3 +182,80 @@ def test_date_columns_and_aggregates_match_great_expectations(spark: object, tmp
     gx_results = _plain_gx(df, suite)
     assert [r["success"] for r in gx_results] == [r.success for r in outcome.results]
     assert gx_results[0]["result"]["unexpected_count"] == 1
+
+
+def test_every_failing_row_of_rules_gx_runs_is_listed_masked_and_errors_too(spark: object, tmp_path: Path) -> None:
+    df = spark.createDataFrame(ROWS, COLUMNS)
+    document = {"name": "crafted.ingestion", "expectations": [
+        _rule("expect_column_value_lengths_to_equal", {"column": "phone", "value": 11}, "conformity"),
+        _rule("expect_column_values_to_match_strftime_format", {"column": "joined", "strftime_format": "%Y-%m-%d"},
+              "conformity"),
+        _rule("expect_column_values_to_be_valid_mobile", {"column": "phone", "row_condition": "id > 1",
+                                                          "condition_parser": "spark"}, rule="mobile_after_1"),
+        _rule("expect_column_values_to_not_be_null", {"column": "no_such_column"}, "completeness"),
+    ], "meta": {"govops": {"dataset": "raw/crafted", "side": "ingestion", "thresholds": {"pass": 99, "warn": 90},
+                           "key": ["id", "phone"],
+                           "sensitive": {"phone": {"rule": "partial", "keep_first": 3, "keep_last": 4}}}}}
+    path = tmp_path / "crafted.ingestion.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    suite = suites.load(path)
+    anomalies = (tmp_path / "anomalies").as_uri()
+
+    outcome = engine.evaluate(df, suite, anomalies)
+    assert outcome.by_gx == ["expect_column_values_to_match_strftime_format(joined)", "mobile_after_1"]
+    assert [r.unexpected_count for r in outcome.results] == [1, 1, 2, 0]
+    missing = outcome.results[3]
+    assert not missing.success and missing.exception == "no column(s) no_such_column in the data"
+    listed = sorted(
+        (r.rule, r.value, r.masked_value, r.reason if r.record is None else json.loads(r.record)["id"],
+         r.masked_record and json.loads(r.masked_record)["phone"])
+        for r in spark.read.parquet(anomalies).collect())  # fmt: skip
+    assert listed == [
+        ("expect_column_value_lengths_to_equal(phone)", "1381234567", "138***4567", 2, "138***4567"),
+        ("expect_column_values_to_match_strftime_format(joined)", "not a date", "not a date", 3, "238****5678"),
+        ("expect_column_values_to_not_be_null(no_such_column)", None, None,
+         "rule error: no column(s) no_such_column in the data", None),
+        ("mobile_after_1", "1381234567", "138***4567", 2, "138***4567"),
+        ("mobile_after_1", "23812345678", "238****5678", 3, "238****5678"),
+    ]
+    assert outcome.anomalies_written == len(listed)
+    # Records 2 (the engine's rule and GX's) and 3 (GX's rules only), merged by the record.
+    assert outcome.anomaly_rows == 2
+
+
+def test_code_tables_come_from_one_place(spark: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    own = tmp_path / "suites"
+    (own / "code_tables").mkdir(parents=True)
+    (own / "code_tables" / "gender.yaml").write_text("codes: {'1': 男}\n", encoding="utf-8")
+    monkeypatch.setenv(suites.SUITES_DIR_ENV, str(own))
+    df = spark.createDataFrame(ROWS, COLUMNS)
+    suite = _suite(tmp_path, [
+        _rule("expect_column_values_to_be_in_code_table", {"column": "gender", "code_table": "gender"}),
+        _rule("expect_column_values_to_be_in_code_table", {"column": "gender", "code_table": "gender",
+              "row_condition": "id > 0", "condition_parser": "spark"}, rule="by_gx"),
+    ])  # fmt: skip
+    outcome = engine.evaluate(df, suite)
+    assert outcome.by_gx == ["by_gx"]
+    # Genders 2, 3, 9 and 0 are not in this deployment's table, for the engine and for GX alike.
+    assert [r.unexpected_count for r in outcome.results] == [4, 4]
+
+
+def test_today_is_the_contract_time_zones(spark: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    # Today at UTC+14 is, at any hour, tomorrow or later at UTC-12: the two zones never agree,
+    # and a check that judged "today" at UTC (Spark's session zone) would fail one of them.
+    east = datetime.now(ZoneInfo("Etc/GMT-14")).date()
+    df = spark.createDataFrame([(1, east.isoformat(), east)], "id long, text_day string, day date")
+    suite = _suite(tmp_path, [
+        _rule("expect_column_values_to_not_be_in_future", {"column": "text_day"}, "timeliness"),
+        _rule("expect_column_values_to_not_be_in_future", {"column": "day"}, "timeliness"),
+        _rule("expect_column_values_to_not_be_in_future", {"column": "day", "row_condition": "id > 0",
+              "condition_parser": "spark"}, "timeliness", rule="by_gx"),
+    ])  # fmt: skip
+    for zone, future in (("Etc/GMT-14", 0), ("Etc/GMT+12", 1)):
+        monkeypatch.setenv("GOVOPS_TIMEZONE", zone)
+        outcome = engine.evaluate(df, suite)
+        assert outcome.by_gx == ["by_gx"]
+        assert [r.unexpected_count for r in outcome.results] == [future] * 3, zone

@@ -18,7 +18,15 @@ record and rule), and the counts are observed on that same pass.
 
 Anything else (an expectation type this module does not compile, or one with a
 ``row_condition``) is run by GX's own Spark engine on the same DataFrame, and
-:attr:`Outcome.by_gx` lists them, so the price of each fallback is visible.
+:attr:`Outcome.by_gx` lists them, so the price of each fallback is visible. With an anomaly
+list, GX returns every failing row of such a rule (result format ``COMPLETE`` with the
+record's key columns), and they join the list like the engine's own.
+
+Every row of the list carries the record in full (``value``, ``record``) and as the
+report may show it (``masked_value``, ``masked_record``: the suite's ``sensitive`` columns
+through the security services' masking rules). A rule that cannot run (a column the data
+does not have, an error inside GX) fails, with its error, and has one row in the list
+saying so (``reason`` ``rule error: …``, no record).
 """
 
 from __future__ import annotations
@@ -26,7 +34,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from govops.quality import rules as library
@@ -35,7 +42,9 @@ from govops.quality.suites import Rule, Suite
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-ANOMALY_COLUMNS = ("rule", "dimension", "severity", "column", "value", "reason", "record")
+ANOMALY_COLUMNS = ("rule", "dimension", "severity", "column", "value", "reason", "record", "masked_value",
+                   "masked_record")
+MASKED = "__masked__"  # prefix of a sensitive column's masked copy
 # Column map expectations whose condition is a function of the column and the kwargs.
 COLUMN_RULES = {
     "expect_column_values_to_be_valid_resident_id": lambda c, k: library.resident_id(c),
@@ -105,7 +114,8 @@ class RuleResult:
     observed_value: Any = None
     partial_unexpected_list: list[Any] = field(default_factory=list)
     evaluated_by: str = "single-pass"  # single-pass / group-by / schema / query / great_expectations
-    exception: str | None = None
+    exception: str | None = None  # the rule could not run: why
+    traceback: str | None = None
 
 
 @dataclass
@@ -118,9 +128,17 @@ class Outcome:
     passes: int = 0
 
 
-def _compiled(rule: Rule, code_tables: Path, date_columns: frozenset[str] = frozenset()
-              ) -> tuple[Column, Column, Column] | None:  # fmt: skip
-    """(considered, unexpected, value) of a row rule, or None when it is not a row rule.
+def _value(columns: list[Column]) -> Column:
+    """The anomaly list's ``value``: the rule's column as text, or its columns joined by commas."""
+    from pyspark.sql import functions as F
+
+    if len(columns) == 1:
+        return columns[0].cast("string")
+    return F.concat_ws(",", *[c.cast("string") for c in columns])
+
+
+def _compiled(rule: Rule, date_columns: frozenset[str] = frozenset()) -> tuple[Column, Column] | None:
+    """(considered, unexpected) of a row rule, or None when it is not a row rule.
     ``date_columns``: the data's columns of Spark's DateType."""
     from pyspark.sql import functions as F
 
@@ -130,7 +148,7 @@ def _compiled(rule: Rule, code_tables: Path, date_columns: frozenset[str] = froz
     if rule.type in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null"):
         c = F.col(k["column"])
         unexpected = c.isNull() if rule.type.endswith("not_be_null") else c.isNotNull()
-        return F.lit(True), unexpected, c.cast("string")
+        return F.lit(True), unexpected
     if rule.type in COLUMN_RULES or rule.type == "expect_column_values_to_be_in_code_table":
         c = F.col(k["column"])
         if (rule.type == "expect_column_values_to_not_be_in_future" and k["column"] in date_columns
@@ -138,12 +156,12 @@ def _compiled(rule: Rule, code_tables: Path, date_columns: frozenset[str] = froz
             # The rule library reads the value as text (cast to string, parsed back), which for a
             # DateType value gives back the same date, over the whole range Spark holds: compare
             # the date itself, the same verdict without formatting and parsing every value.
-            expected = c <= F.current_date()
+            expected = c <= F.lit(library.today())
         elif rule.type in COLUMN_RULES:
             expected = COLUMN_RULES[rule.type](c, k)
-        else:  # code tables sit beside the suite file, wherever the job runs
-            expected = library.in_code_table(c, k["code_table"], k.get("values", "codes"), code_tables)
-        return c.isNotNull(), F.coalesce(~expected, F.lit(False)) & c.isNotNull(), c.cast("string")
+        else:
+            expected = library.in_code_table(c, k["code_table"], k.get("values", "codes"))
+        return c.isNotNull(), F.coalesce(~expected, F.lit(False)) & c.isNotNull()
     if rule.type in PAIR_RULES:
         a, b = F.col(k["column_A"]), F.col(k["column_B"])
         ignore = k.get("ignore_row_if", PAIR_IGNORE_DEFAULT.get(rule.type, "both_values_are_missing"))
@@ -153,7 +171,7 @@ def _compiled(rule: Rule, code_tables: Path, date_columns: frozenset[str] = froz
             "neither": F.lit(True),
         }[ignore]
         unexpected = considered & F.coalesce(~PAIR_RULES[rule.type](a, b, k), F.lit(False))
-        return considered, unexpected, F.concat_ws(",", a.cast("string"), b.cast("string"))
+        return considered, unexpected
     return None
 
 
@@ -211,7 +229,7 @@ def _measures(flags: list[tuple[Column, Column]], aggregates: list[tuple[Rule, C
 def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None) -> Outcome:
     """Evaluate ``suite`` on ``df``; with ``anomalies`` (a Parquet URI), also write the
     anomaly list there: one row per failing (record, rule), with the record as JSON of the
-    suite's key columns (or of every column)."""
+    suite's key columns (or of every column), in full and masked."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
     from pyspark.sql.types import DateType
@@ -219,7 +237,7 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None) -> Outco
     columns = df.columns
     date_columns = frozenset(f.name for f in df.schema.fields if isinstance(f.dataType, DateType))
     results: dict[str, RuleResult] = {}
-    row_rules: list[tuple[Rule, Column, Column, Column]] = []
+    row_rules: list[tuple[Rule, Column, Column]] = []
     aggregates: list[tuple[Rule, Column]] = []
     unique: list[Rule] = []
     queries: list[Rule] = []
@@ -227,11 +245,12 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None) -> Outco
     for rule in suite.rules:
         missing = [c for c in rule.columns if c not in columns]
         if missing and rule.type != "expect_column_to_exist":
-            results[rule.name] = RuleResult(rule, False, evaluated_by="schema",
-                                            exception=f"no column(s) {', '.join(missing)} in the data")  # fmt: skip
+            problem = f"no column(s) {', '.join(missing)} in the data"
+            results[rule.name] = RuleResult(rule, False, evaluated_by="schema", exception=problem,
+                                            traceback=f"{rule.name}: {problem} (columns: {', '.join(columns)})")
         elif rule.type in SCHEMA_RULES:
             results[rule.name] = _schema(rule, columns)
-        elif (compiled := _compiled(rule, suite.path.parent / "code_tables", date_columns)) is not None:
+        elif (compiled := _compiled(rule, date_columns)) is not None:
             row_rules.append((rule, *compiled))
         elif (agg := _aggregate(rule)) is not None:
             aggregates.append((rule, agg))
@@ -260,8 +279,9 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None) -> Outco
         passes += 1
 
     outcome = Outcome(rows=0, results=[])
+    keep = suite.key or columns
     if anomalies is None:
-        figures = df.agg(*_measures([(c, u) for _, c, u, _ in row_rules], aggregates)).first().asDict()
+        figures = df.agg(*_measures([(c, u) for _, c, u in row_rules], aggregates)).first().asDict()
         passes += 1
     else:
         flagged = df
@@ -269,31 +289,27 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None) -> Outco
             flagged = flagged.join(F.broadcast(dup), F.col(rule.kwargs["column"]) == F.col(f"__dupkey{i}"), "left")
             considered = F.col(rule.kwargs["column"]).isNotNull()
             unexpected = F.col(f"__dup{i}").isNotNull()
-            row_rules.append((rule, considered, unexpected, F.col(rule.kwargs["column"]).cast("string")))
-        keep = suite.key or columns
-        record = F.to_json(F.struct(*[F.col(c) for c in keep]))
+            row_rules.append((rule, considered, unexpected))
         # Each rule's flags once per row, in a projection; the counts observed on those flags;
         # only the rows failing a rule go on to the anomaly list. (No higher-order function
         # such as F.filter: it has no code generation, so every rule beneath it would be
         # evaluated interpreted, row by row.)
-        marked = flagged.select("*", *[flag for i, (_, considered, unexpected, _) in enumerate(row_rules) for flag in
+        marked = flagged.select("*", *[flag for i, (_, considered, unexpected) in enumerate(row_rules) for flag in
                                        (considered.alias(f"__considered{i}"), unexpected.alias(f"__failed{i}"))])
         failed = [F.col(f"__failed{i}") for i in range(len(row_rules))]
         any_failed = functools.reduce(lambda a, b: a | b, failed, F.lit(False))
         measures = _measures([(F.col(f"__considered{i}"), failed[i]) for i in range(len(row_rules))], aggregates)
         measures.append(F.count_if(any_failed).alias("__anomaly_rows"))
-        failures = F.array(*[
-            F.when(flag, F.struct(F.lit(rule.name).alias("rule"), F.lit(rule.dimension).alias("dimension"),
-                                  F.lit(rule.severity).alias("severity"),
-                                  F.lit(",".join(rule.columns)).alias("column"), value.alias("value"),
-                                  F.lit(_reason(rule)).alias("reason")))
-            for flag, (rule, _, _, value) in zip(failed, row_rules, strict=True)])  # fmt: skip
         observed = Observation("quality")
-        rows = (marked.observe(observed, *measures)
-                .where(any_failed)
-                .select(F.explode(failures).alias("f"), record.alias("record"))
+        # Only the failing rows are masked (the report's view), in the same pass.
+        failing = _with_masked(marked.observe(observed, *measures).where(any_failed), suite)
+        failures = F.array(*[F.when(flag, _failure(rule, suite)) for flag, (rule, _, _) in
+                             zip(failed, row_rules, strict=True)])  # fmt: skip
+        rows = (failing
+                .select(F.explode(failures).alias("f"), *_records(keep, suite))
                 .where(F.col("f").isNotNull())
-                .select(*[f"f.{c}" for c in ANOMALY_COLUMNS if c != "record"], "record"))  # fmt: skip
+                .select(*[f"f.{c}" for c in ANOMALY_COLUMNS if "record" not in c], "record", "masked_record")
+                .select(*ANOMALY_COLUMNS))  # fmt: skip
         rows.write.mode("overwrite").parquet(anomalies)
         passes += 1
         figures = observed.get
@@ -302,7 +318,7 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None) -> Outco
 
     total = int(figures["__rows"])
     outcome.rows = total
-    for i, (rule, _, _, _) in enumerate(row_rules):
+    for i, (rule, _, _) in enumerate(row_rules):
         considered, unexpected = int(figures[f"__c{i}"]), int(figures[f"__u{i}"])
         results[rule.name] = RuleResult(
             rule, _mostly(considered, unexpected, rule.kwargs.get("mostly")), element_count=total,
@@ -320,16 +336,68 @@ def evaluate(df: DataFrame, suite: Suite, anomalies: str | None = None) -> Outco
         results[rule.name] = RuleResult(rule, _in_range(value, rule.kwargs), element_count=total,
                                         observed_value=value)  # fmt: skip
     for rule in queries:
-        results[rule.name] = _query(df, rule, total, anomalies)
+        results[rule.name] = _query(df, rule, suite, total, anomalies)
         if anomalies is not None:
             outcome.anomalies_written = (outcome.anomalies_written or 0) + results[rule.name].unexpected_count
         passes += 1
     if fallback:
-        results.update(_with_gx(df, suite, fallback, total))
+        found, listed = _with_gx(df, suite, fallback, total, keep if anomalies is not None else None)
+        results.update(found)
         outcome.by_gx = [r.name for r in fallback]
+        if anomalies is not None and listed is not None:
+            outcome.anomalies_written = (outcome.anomalies_written or 0) + _append_gx_rows(
+                df, listed, suite, keep, anomalies, [r.name for r, _, _ in row_rules], outcome)
     outcome.results = [results[r.name] for r in suite.rules]
+    if anomalies is not None:
+        errors = [r for r in outcome.results if r.exception]
+        if errors:  # a rule that could not run says so in the list too
+            error_rows = [(r.rule.name, r.rule.dimension, r.rule.severity, ",".join(r.rule.columns), None,
+                           f"rule error: {r.exception}", None, None, None) for r in errors]  # fmt: skip
+            schema = ", ".join(f"{c} string" for c in ANOMALY_COLUMNS)
+            df.sparkSession.createDataFrame(error_rows, schema).write.mode("append").parquet(anomalies)
+            outcome.anomalies_written = (outcome.anomalies_written or 0) + len(errors)
     outcome.passes = passes
     return outcome
+
+
+def _with_masked(df: DataFrame, suite: Suite) -> DataFrame:
+    """``df`` with a masked copy ``__masked__<c>`` of each of the suite's sensitive columns it
+    has, by the security services' masking (the rules need no key)."""
+    from pyspark.sql import functions as F
+
+    from govops.security.masking import ColumnRule, Policy, mask_dataframe
+
+    present = [c for c in suite.sensitive if c in df.columns]
+    if not present:
+        return df
+    copied = df.select("*", *[F.col(f"`{c}`").alias(MASKED + c) for c in present])
+    rules = [ColumnRule(c, "keep") for c in df.columns]
+    for c in present:
+        raw = suite.sensitive[c]
+        rules.append(ColumnRule(MASKED + c, raw["rule"], {k: v for k, v in raw.items() if k != "rule"}))
+    policy = Policy(f"quality:{suite.name}", suite.dataset, "report", "", tuple(rules))
+    return mask_dataframe(copied, policy, None)
+
+
+def _failure(rule: Rule, suite: Suite) -> Column:
+    """One rule's entry in a failing row's list: the rule, its value in full and masked."""
+    from pyspark.sql import functions as F
+
+    masked = [F.col(f"`{MASKED + c}`") if c in suite.sensitive else F.col(f"`{c}`") for c in rule.columns]
+    return F.struct(F.lit(rule.name).alias("rule"), F.lit(rule.dimension).alias("dimension"),
+                    F.lit(rule.severity).alias("severity"), F.lit(",".join(rule.columns)).alias("column"),
+                    _value([F.col(f"`{c}`") for c in rule.columns]).alias("value"),
+                    F.lit(_reason(rule)).alias("reason"), _value(masked).alias("masked_value"))  # fmt: skip
+
+
+def _records(keep: list[str], suite: Suite) -> list[Column]:
+    """The record as JSON of the ``keep`` columns, in full and masked (its masked copies exist
+    for every sensitive column of ``keep``: :func:`_with_masked` ran on these rows)."""
+    from pyspark.sql import functions as F
+
+    masked = [F.col(f"`{MASKED + c}`").alias(c) if c in suite.sensitive else F.col(f"`{c}`") for c in keep]
+    return [F.to_json(F.struct(*[F.col(f"`{c}`") for c in keep])).alias("record"),
+            F.to_json(F.struct(*masked)).alias("masked_record")]  # fmt: skip
 
 
 def _reason(rule: Rule) -> str:
@@ -352,7 +420,7 @@ def _schema(rule: Rule, columns: list[str]) -> RuleResult:
     return RuleResult(rule, ok, observed_value=sorted(columns), evaluated_by="schema")
 
 
-def _query(df: DataFrame, rule: Rule, total: int, anomalies: str | None) -> RuleResult:
+def _query(df: DataFrame, rule: Rule, suite: Suite, total: int, anomalies: str | None) -> RuleResult:
     """An unexpected_rows_expectation: its Spark SQL with {batch} as a view of the data. With
     an anomaly list, the query's rows join it (appended, counted on the pass that writes)."""
     import uuid
@@ -370,9 +438,11 @@ def _query(df: DataFrame, rule: Rule, total: int, anomalies: str | None) -> Rule
             counted = Observation(f"query_{view}")
             fields = {"rule": rule.name, "dimension": rule.dimension, "severity": rule.severity,
                       "column": ",".join(rule.columns), "value": None, "reason": _reason(rule)}  # fmt: skip
-            (found.observe(counted, F.count(F.lit(1)).alias("rows"))
-             .select(*[F.lit(v).cast("string").alias(k) for k, v in fields.items()],
-                     F.to_json(F.struct(*[F.col(f"`{c}`") for c in found.columns])).alias("record"))
+            keep = found.columns
+            (_with_masked(found.observe(counted, F.count(F.lit(1)).alias("rows")), suite)
+             .select(*[F.lit(v).cast("string").alias(k) for k, v in fields.items()], *_records(keep, suite),
+                     F.lit(None).cast("string").alias("masked_value"))
+             .select(*ANOMALY_COLUMNS)
              .write.mode("append").parquet(anomalies))  # fmt: skip
             unexpected = int(counted.get["rows"])
     finally:
@@ -381,8 +451,11 @@ def _query(df: DataFrame, rule: Rule, total: int, anomalies: str | None) -> Rule
                       observed_value=unexpected, evaluated_by="query")  # fmt: skip
 
 
-def _with_gx(df: DataFrame, suite: Suite, fallback: list[Rule], total: int) -> dict[str, RuleResult]:
-    """The rules this module does not compile, by GX's Spark engine on the same DataFrame."""
+def _with_gx(df: DataFrame, suite: Suite, fallback: list[Rule], total: int, keep: list[str] | None
+             ) -> tuple[dict[str, RuleResult], list[tuple[Rule, list[dict[str, Any]]]] | None]:  # fmt: skip
+    """The rules this module does not compile, by GX's Spark engine on the same DataFrame.
+    With ``keep`` (an anomaly list is wanted), GX also returns every failing row of each map
+    rule (result format COMPLETE, indexed by the ``keep`` columns): (rule, rows) per rule."""
     import great_expectations as gx
     from great_expectations.expectations.registry import get_expectation_impl
 
@@ -392,17 +465,63 @@ def _with_gx(df: DataFrame, suite: Suite, fallback: list[Rule], total: int) -> d
     batch = (context.data_sources.add_spark("govops").add_dataframe_asset("data")
              .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df}))  # fmt: skip
     found: dict[str, RuleResult] = {}
-    by_type = {r.name: r for r in fallback}
+    listed: list[tuple[Rule, list[dict[str, Any]]]] = []
     documents = {r.name: d for r, d in zip(suite.rules, suite.document["expectations"], strict=True)}
-    for name, rule in by_type.items():
-        doc = documents[name]
+    for rule in fallback:
+        doc = documents[rule.name]
         expectation = get_expectation_impl(rule.type)(**doc["kwargs"])
-        result = batch.validate(expectation)
+        if keep is None:
+            result = batch.validate(expectation)
+        else:
+            index = list(dict.fromkeys([*keep, *rule.columns]))
+            result = batch.validate(expectation, result_format={"result_format": "COMPLETE",
+                                                                "unexpected_index_column_names": index})
         r = result.result or {}
-        error = (result.exception_info or {}).get("exception_message") if result.exception_info else None
-        found[name] = RuleResult(
-            rule, bool(result.success), element_count=int(r.get("element_count", total) or 0),
+        info = result.exception_info or {}
+        error = tb = None
+        if info.get("raised_exception"):
+            error = str(info.get("exception_message") or "GX raised an exception")
+            tb = str(info.get("exception_traceback") or error)
+        found[rule.name] = RuleResult(
+            rule, bool(result.success) and not error, element_count=int(r.get("element_count", total) or 0),
             missing_count=int(r.get("missing_count", 0) or 0), unexpected_count=int(r.get("unexpected_count", 0) or 0),
             observed_value=r.get("observed_value"), partial_unexpected_list=list(r.get("partial_unexpected_list", [])),
-            evaluated_by="great_expectations", exception=error)  # fmt: skip
-    return found
+            evaluated_by="great_expectations", exception=error, traceback=tb)  # fmt: skip
+        if keep is not None and "unexpected_index_list" in r:  # a map rule: its rows
+            rows = list(r["unexpected_index_list"])
+            if len(rows) != found[rule.name].unexpected_count:
+                raise RuntimeError(f"{rule.name}: GX counted {found[rule.name].unexpected_count} unexpected rows "
+                                   f"and returned {len(rows)}")  # fmt: skip
+            listed.append((rule, rows))
+    return found, (listed if keep is not None else None)
+
+
+def _append_gx_rows(df: DataFrame, listed: list[tuple[Rule, list[dict[str, Any]]]], suite: Suite, keep: list[str],
+                    anomalies: str, engine_rules: list[str], outcome: Outcome) -> int:  # fmt: skip
+    """Append the failing rows GX returned to the anomaly list, built and masked like the
+    engine's own (from rows of the data's own types); records failing only GX's rules are
+    added to ``outcome.anomaly_rows`` (merged with the engine's by the record). Returns the
+    rows appended."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    spark = df.sparkSession
+    written = 0
+    gx_records: DataFrame | None = None
+    for rule, rows in listed:
+        if not rows:
+            continue
+        index = list(dict.fromkeys([*keep, *rule.columns]))
+        schema = StructType([df.schema[c] for c in index])
+        found = _with_masked(spark.createDataFrame([tuple(row.get(c) for c in index) for row in rows], schema), suite)
+        entries = (found.select(_failure(rule, suite).alias("f"), *_records(keep, suite))
+                   .select(*[f"f.{c}" for c in ANOMALY_COLUMNS if "record" not in c], "record", "masked_record")
+                   .select(*ANOMALY_COLUMNS))  # fmt: skip
+        entries.write.mode("append").parquet(anomalies)
+        written += len(rows)
+        gx_records = entries.select("record") if gx_records is None else gx_records.union(entries.select("record"))
+    if gx_records is not None:
+        engine_records = spark.read.parquet(anomalies).where(F.col("rule").isin(*engine_rules)).select("record")
+        outcome.anomaly_rows = (outcome.anomaly_rows or 0) + gx_records.distinct().join(
+            engine_records.distinct(), "record", "left_anti").count()
+    return written

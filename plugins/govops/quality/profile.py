@@ -283,7 +283,7 @@ def _widen(low: float, high: float, integer: bool) -> tuple[float, float]:
 def _code_table(name: str, values: list[str]) -> tuple[str, str] | None:
     """A code table of the suites folder holding every observed value: by meanings (words
     such as 男 / 女, at least two), or by codes when the column is named after the table."""
-    for path in sorted(rules.CODE_TABLES_DIR.glob("*.yaml")):
+    for path in sorted(rules.code_tables_dir().glob("*.yaml")):
         try:
             meanings, codes = rules.code_table(path.stem, "meanings"), rules.code_table(path.stem, "codes")
         except ValueError:

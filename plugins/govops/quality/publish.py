@@ -1,10 +1,16 @@
 """After the Spark job: from its manifest, the score and status, the GX validation result
-and data docs, the quality report, the anomaly list exports and the check log rows.
+and data docs, the quality report, the anomaly list exports and the check log rows, and
+last the run's usage.
 
-Files go to ``<lake>/reports/quality/<suite>/<run>/`` (report, anomalies.csv/.xlsx) and the
-data docs site to ``<lake>/reports/quality/data_docs/``; GX's own project (its suite and
-validation result stores, from which the site is rebuilt with every run's results) lives
-in ``<GOVOPS_HOME>/gx``.
+Files go to ``<lake>/reports/quality/<suite>/<run>/`` (report, the masked anomalies.csv/.xlsx)
+and the data docs site to ``<lake>/reports/quality/data_docs/``; the full exports go to the
+data owner's zone, ``<lake>/owner/<department>/quality/<suite>/exports/<run>/``. GX's own
+project (its suite and validation result stores, from which the site is rebuilt with every
+run's results) lives in ``<GOVOPS_HOME>/gx``.
+
+The run is metered here, not by the Spark task: in the transaction that writes its check
+log, once the data docs, the exports and the report are in the lake. A check whose outputs
+could not be produced is not billed, and its retry meters it once.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from govops import settings
-from govops.quality import report, results, store, suites
+from govops.quality import owner_zone, report, results, store, suites
 
 
 def _copy_to_lake(local: Path, uri: str) -> None:
@@ -29,10 +35,12 @@ def _copy_to_lake(local: Path, uri: str) -> None:
 
 
 def publish(engine: Engine, manifest: dict[str, Any], suite_path: str, lake_root: str) -> dict[str, Any]:
+    from govops.ledger.usage import TaskRef, meter_manifest
     from govops.spark.manifest import _safe
 
     figures = next(o for o in manifest["outputs"] if o.get("kind") == "quality")
     run = manifest["run"]
+    task = TaskRef(run["dag_id"], run["run_id"], run["task_id"], run.get("map_index", -1), run.get("try_number"))
     suite = suites.load(suite_path, lake_root)
     if suite.sha256 != figures["suite_sha256"]:
         raise ValueError(f"{suite.path} changed while the check ran: run it again")
@@ -48,6 +56,7 @@ def publish(engine: Engine, manifest: dict[str, Any], suite_path: str, lake_root
     )  # fmt: skip
     root = lake_root.rstrip("/")
     folder = f"{root}/reports/quality/{suite.name}/{_safe(run['run_id'])}"
+    owner_exports = f"{owner_zone.suite_folder(suite)}/exports/{_safe(run['run_id'])}"
     docs_uri = f"{root}/reports/quality/data_docs"
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp)
@@ -61,18 +70,27 @@ def publish(engine: Engine, manifest: dict[str, Any], suite_path: str, lake_root
         sources = ([f"{figures['anomalies']}/batch={b}" for b in figures.get("batches", [])]
                    if figures["mode"] == "stream" else [figures["anomalies"]]) if figures.get("anomalies") else []
         if sources:
-            exported = report.export_anomalies(sources, local / "run")
+            # The report's folder gets the masked view only; the full list stays in the owner's zone.
+            exported = report.export_anomalies(sources, local / "run", masked=True)
+            report.export_anomalies(sources, local / "owner", masked=False)
+            _copy_to_lake(local / "owner", owner_zone.uri(root, owner_exports))
+            owner_zone.restrict(root, owner_exports)
             exports = {"anomalies.csv": f"{folder}/anomalies.csv", "anomalies.xlsx": f"{folder}/anomalies.xlsx"}
-        run_id = store.record_run(engine, store.RunRef(run["dag_id"], run["run_id"], run["task_id"]), suite,
-                                  figures, score, report_uri=f"{folder}/report.html", data_docs_uri=docs_page,
-                                  work_order_id=run.get("work_order_id"))  # fmt: skip
-        report.write_report(local / "run", suite, figures, score, store.history(engine, suite.name),
-                            data_docs=docs_page, exports=exports)  # fmt: skip
-        _copy_to_lake(local / "run", folder)
+        with engine.begin() as conn:  # the check log and the usage: both or neither, after every file
+            run_id = store.record_run(conn, store.RunRef(run["dag_id"], run["run_id"], run["task_id"]), suite,
+                                      figures, score, report_uri=f"{folder}/report.html", data_docs_uri=docs_page,
+                                      work_order_id=run.get("work_order_id"))  # fmt: skip
+            report.write_report(local / "run", suite, figures, score, store.history(conn, suite.name),
+                                data_docs=docs_page, exports=exports)  # fmt: skip
+            _copy_to_lake(local / "run", folder)
+            metered = meter_manifest(conn, manifest, task, work_order_id=run.get("work_order_id"),
+                                     manifest_uri=manifest.get("manifest_uri"))  # fmt: skip
     return {
         "check_run_id": run_id, "suite": suite.name, "side": suite.side, "dataset": suite.dataset,
         "status": score.status, "score": score.score, "by_dimension": score.by_dimension,
         "failed_rules": score.failed_rules, "warned_rules": score.warned_rules, "rows": figures["rows"],
         "anomaly_rows": figures.get("anomaly_rows"), "anomalies_exported": exported.get("rows"),
         "report": f"{folder}/report.html", "data_docs": docs_page,
+        "errors": {f["rule"]: f["exception"] for f in figures["results"] if f.get("exception")},
+        "metered": {"inserted": metered.inserted, "unchanged": metered.unchanged},
     }  # fmt: skip

@@ -61,13 +61,19 @@ def write_report(
     rows = []
     for f in figures["results"]:
         considered = f["element_count"] - f["missing_count"]
-        status = "ok" if f["success"] else f["severity"]
+        error = f.get("exception")
+        status = "error" if error else "ok" if f["success"] else f["severity"]
+        met = f"错误 error: {e(error)}" if error else "✓" if f["success"] else "✗"
         rows.append(
             f"<tr class={status}><td>{e(f['rule'])}</td><td>{e(DIMENSIONS[f['dimension']])} {e(f['dimension'])}</td>"
             f"<td>{e(f['severity'])}</td><td class=n>{considered:,}</td><td class=n>{f['unexpected_count']:,}</td>"
-            f"<td class=n>{100 * rule_pass_ratio(f):.2f}</td><td>{'✓' if f['success'] else '✗'}</td>"
+            f"<td class=n>{100 * rule_pass_ratio(f):.2f}</td><td>{met}</td>"
             f"<td>{e(f.get('evaluated_by') or '')}</td></tr>"
         )
+    errors = [f for f in figures["results"] if f.get("exception")]
+    error_note = (f"<p id=rule-errors class=error>{len(errors)} rule(s) could not run and count as failed: "
+                  + "; ".join(f"<b>{e(f['rule'])}</b>: {e(f['exception'])}" for f in errors) + "</p>"
+                  if errors else "")  # fmt: skip
     dims = "".join(f"<tr><td>{e(DIMENSIONS[d])} {e(d)}</td><td class=n id='dim-{d}'>{v:.2f}</td></tr>"
                    for d, v in score.by_dimension.items())  # fmt: skip
     links = " · ".join(f"<a href='{e(href)}'>{e(label)}</a>" for label, href in exports.items())
@@ -76,7 +82,8 @@ def write_report(
 <title>质量报告 {e(suite.name)}</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1100px}} td,th{{padding:3px 8px;border-bottom:1px solid #ddd}}
 .n{{text-align:right}} table{{border-collapse:collapse}} tr.fail td{{background:#fde2e1}}
-tr.warn td{{background:#fff3cd}} .badge{{padding:4px 10px;border-radius:4px;color:#fff}}
+tr.warn td{{background:#fff3cd}} tr.error td, p.error{{background:#f8d7da;color:#842029}}
+.badge{{padding:4px 10px;border-radius:4px;color:#fff}}
 .pass{{background:#2a9d8f}} .warn{{background:#e9c46a}} .fail{{background:#e76f51}}</style></head><body>
 <h1>质量检查报告 · Quality report</h1>
 <p>suite <b id=suite>{e(suite.name)}</b> ({e(suite.side)}, item {e(suite.service_item)}) on
@@ -85,7 +92,9 @@ tr.warn td{{background:#fff3cd}} .badge{{padding:4px 10px;border-radius:4px;colo
 · rows with anomalies <b id=anomaly-rows>{figures.get('anomaly_rows') or 0:,}</b>
 · score <b id=score>{score.score:.2f}</b> · status <span id=status class='badge {score.status}'>{e(score.status)}
 {STATUS_ZH[score.status]}</span> (pass ≥ {suite.thresholds['pass']}, warn ≥ {suite.thresholds['warn']})</p>
-<p>{docs} {('· ' + links) if links else ''}</p>
+{error_note}
+<p>{docs} {('· ' + links) if links else ''}{' (ID and phone numbers masked; the full list is with the data owner)'
+                                            if links else ''}</p>
 <h2>Score per dimension</h2><table>{dims}</table><img alt="score per dimension" src="{charts['dimensions']}">
 <h2>Trend</h2><img alt="trend" src="{charts['trend']}">
 <h2>Top failing rules</h2><img alt="top failing rules" src="{charts['rules']}">
@@ -98,10 +107,12 @@ tr.warn td{{background:#fff3cd}} .badge{{padding:4px 10px;border-radius:4px;colo
     return target
 
 
-def export_anomalies(uris: list[str], folder: Path) -> dict[str, Any]:
+def export_anomalies(uris: list[str], folder: Path, *, masked: bool) -> dict[str, Any]:
     """The anomaly list (Parquet folders in the lake) as ``anomalies.csv`` (UTF-8 with BOM,
     so Excel reads the Chinese) and ``anomalies.xlsx``: rule, dimension, severity, column,
-    value, reason, then the record's fields. Returns the files and the row count."""
+    value, reason, then the record's fields. ``masked``: the view for the report (the masked
+    value and record), else the full list for the data owner. Returns the files and the row
+    count."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.dataset as ds
@@ -112,8 +123,13 @@ def export_anomalies(uris: list[str], folder: Path) -> dict[str, Any]:
         filesystem, path = pafs.FileSystem.from_uri(uri)
         parts.append(ds.dataset(path, filesystem=filesystem, format="parquet").to_table())
     frame = pa.concat_tables(parts).to_pandas()
+    if masked:
+        frame = (frame.drop(columns=["value", "record"])
+                 .rename(columns={"masked_value": "value", "masked_record": "record"}))  # fmt: skip
+    else:
+        frame = frame.drop(columns=["masked_value", "masked_record"])
     if len(frame):
-        fields = pd.json_normalize([json.loads(r) for r in frame.pop("record")]).add_prefix("record.")
+        fields = pd.json_normalize([json.loads(r) if r else {} for r in frame.pop("record")]).add_prefix("record.")
         frame = pd.concat([frame.reset_index(drop=True), fields], axis=1)
     else:
         frame = frame.drop(columns=["record"], errors="ignore")

@@ -106,10 +106,13 @@ def validation_result(
             type=rule.type, kwargs={**rule.kwargs, "batch_id": batch}, meta={**document.get("meta", {}),
             "evaluated_by": figure.get("evaluated_by")}, severity=document.get("severity", "critical"))  # fmt: skip
         error = figure.get("exception")
+        # GX's renderer reads the traceback of a result that raised: never leave it empty.
+        info = ({"raised_exception": True, "exception_message": error,
+                 "exception_traceback": figure.get("traceback") or error} if error else
+                {"raised_exception": False, "exception_message": None, "exception_traceback": None})  # fmt: skip
         results.append(ExpectationValidationResult(
-            success=bool(figure["success"]), expectation_config=config, result=_result_dict(figure),
-            exception_info={"raised_exception": bool(error), "exception_message": error,
-                            "exception_traceback": None},
+            success=bool(figure["success"]) and not error, expectation_config=config,
+            result={} if error else _result_dict(figure), exception_info=info,
         ))  # fmt: skip
     successful = sum(1 for r in results if r.success)
     return ExpectationSuiteValidationResult(
@@ -179,5 +182,8 @@ def build_data_docs(project_dir: Path, site_dir: Path, suite: Suite, result: Exp
     )  # fmt: skip
     context.validation_results_store.set(key, result)
     context.build_data_docs(site_names=["govops"])
-    [page] = context.get_docs_sites_urls(resource_identifier=key, site_name="govops")
-    return Path(page["site_url"].removeprefix("file://"))
+    pages = [p["site_url"] for p in context.get_docs_sites_urls(resource_identifier=key, site_name="govops")
+             if p.get("site_url")]  # fmt: skip
+    if len(pages) != 1:
+        raise RuntimeError(f"{suite.name}: GX wrote no data docs page for run {result.meta['run_id']} in {site_dir}")
+    return Path(pages[0].removeprefix("file://"))

@@ -11,12 +11,13 @@ Pandas equivalents (for GX's pandas engine and small frames) reuse govops.identi
 
 from __future__ import annotations
 
+import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from govops import identifiers
-from govops.quality.suites import SUITES_DIR
+from govops.quality.suites import suites_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +27,22 @@ MOBILE_REGEX = r"^1[3-9][0-9]{9}$"
 # Area code 0 + 2-3 digits (optional dash), a 7-8 digit number, an optional extension.
 LANDLINE_REGEX = r"^(0[1-9][0-9]{1,2}-?)?[2-9][0-9]{6,7}(-[0-9]{1,6})?$"
 CHINA_BOUNDS = (73.5, 3.8, 135.1, 53.6)  # lon min, lat min, lon max, lat max (WGS-84)
-CODE_TABLES_DIR = SUITES_DIR / "code_tables"
+
+
+def today() -> datetime.date:
+    """Today in the contract's time zone (``GOVOPS_TIMEZONE``), not the Spark session's or the
+    machine's: between 00:00 and 08:00 in Shanghai, UTC is still on yesterday. The rules take
+    it as a literal, computed where the expression is built (the driver), so the engine and
+    GX's own engine judge "the future" alike."""
+    from govops.ledger.usage import contract_timezone
+
+    return datetime.datetime.now(contract_timezone()).date()
+
+
+def code_tables_dir() -> Path:
+    """The one place code tables are read from, by the engine and by GX alike: the suites'
+    folder's ``code_tables/``."""
+    return suites_dir() / "code_tables"
 
 
 def resident_id(column: Column) -> Column:
@@ -94,7 +110,7 @@ def not_in_future(column: Column, date_format: str | None = None) -> Column:
 
     text = column.cast("string")
     as_date = F.try_to_date(text, date_format) if date_format else F.try_to_date(text)
-    return F.coalesce(as_date <= F.current_date(), F.lit(False))
+    return F.coalesce(as_date <= F.lit(today()), F.lit(False))
 
 
 def not_in_future_pandas(column: pd.Series, date_format: str | None = None) -> pd.Series:
@@ -102,7 +118,7 @@ def not_in_future_pandas(column: pd.Series, date_format: str | None = None) -> p
 
     python_format = _python_date_format(date_format) if date_format else None
     parsed = pd.to_datetime(column.astype(str), format=python_format, errors="coerce")
-    return (parsed.dt.normalize() <= pd.Timestamp.today().normalize()).fillna(False)
+    return (parsed.dt.normalize() <= pd.Timestamp(today())).fillna(False)
 
 
 def _python_date_format(spark_format: str) -> str:
@@ -112,11 +128,14 @@ def _python_date_format(spark_format: str) -> str:
     return out
 
 
-@cache
-def code_table(name: str, values: str = "codes", directory: Path = CODE_TABLES_DIR) -> tuple[str, ...]:
+def code_table(name: str, values: str = "codes") -> tuple[str, ...]:
     """The codes (or, with ``values="meanings"``, their meanings, for sources that store the
-    words) of a code table ``<directory>/<name>.yaml``, a mapping ``codes: {code: meaning}``.
-    The directory is the suites' ``code_tables`` folder (include/quality_suites/code_tables)."""
+    words) of a code table ``<code_tables_dir()>/<name>.yaml``, a mapping ``codes: {code: meaning}``."""
+    return _code_table(name, values, code_tables_dir())
+
+
+@cache
+def _code_table(name: str, values: str, directory: Path) -> tuple[str, ...]:
     if values not in ("codes", "meanings"):
         raise ValueError(f"code table {name!r}: values must be 'codes' or 'meanings', not {values!r}")
     import yaml
@@ -131,8 +150,8 @@ def code_table(name: str, values: str = "codes", directory: Path = CODE_TABLES_D
     return tuple(str(c) for c in (codes if values == "codes" else codes.values()))
 
 
-def in_code_table(column: Column, table: str, values: str = "codes", directory: Path = CODE_TABLES_DIR) -> Column:
-    return column.cast("string").isin(*code_table(table, values, directory))
+def in_code_table(column: Column, table: str, values: str = "codes") -> Column:
+    return column.cast("string").isin(*code_table(table, values))
 
 
 def in_code_table_pandas(column: pd.Series, table: str, values: str = "codes") -> pd.Series:

@@ -6,8 +6,12 @@ A suite file is GX's own JSON (``name``, ``expectations`` with ``type``, ``kwarg
 
 * the suite's ``meta.govops``: ``dataset`` (the lake dataset, ``<zone>/<path>``), ``side``
   (``ingestion`` 归集端 or ``application`` 应用端), ``service_item`` (07 or 08, implied by
-  the side), ``thresholds`` (``pass`` and ``warn`` scores, 0-100) and an optional
-  ``key`` (the columns that identify a record in the anomaly list);
+  the side), ``thresholds`` (``pass`` and ``warn`` scores, 0-100), an optional ``key``
+  (the columns that identify a record in the anomaly list), an optional ``owner`` (the data
+  owner's department, whose zone holds the full anomaly list; default: the dataset's folder
+  above the table, ``raw/frontdb/<owner>/<table>``) and an optional ``sensitive``
+  (``{column: masking rule}``, the security services' ``partial``, ``generalize`` or
+  ``nullify`` rules, applied to the report's masked view of the anomaly list);
 * each expectation's ``meta.dimension``: one of the seven quality dimensions, and GX's
   ``severity``: ``critical`` (a failure fails the check: "fail") or ``warning`` ("warn").
   ``meta.rule`` names the rule in the check log; by default, the type and its columns.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
 
-SUITES_DIR = Path(__file__).resolve().parents[3] / "include" / "quality_suites"
+SUITES_DIR = Path(__file__).resolve().parents[3] / "include" / "quality_suites"  # the bundled suites
+SUITES_DIR_ENV = "GOVOPS_QUALITY_SUITES_DIR"
 DIMENSIONS = {
     "conformity": "规范性",
     "completeness": "完整性",
@@ -76,6 +82,8 @@ class Suite:
     rules: list[Rule]
     key: list[str] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)  # the GX suite JSON, ${lake} resolved
+    owner: str = ""
+    sensitive: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> masking rule
 
     @property
     def service_item(self) -> str:
@@ -90,8 +98,14 @@ class Suite:
         return gx.ExpectationSuite(**{k: v for k, v in self.document.items() if k != "notes"})
 
 
+def suites_dir() -> Path:
+    """The one folder of suites and of their code tables (``code_tables/``): the bundled
+    ``include/quality_suites`` unless ``GOVOPS_QUALITY_SUITES_DIR`` names another."""
+    return Path(os.environ.get(SUITES_DIR_ENV) or SUITES_DIR).resolve()
+
+
 def suite_path(name: str) -> Path:
-    return SUITES_DIR / f"{name}.json"
+    return suites_dir() / f"{name}.json"
 
 
 def load(path: Path | str, lake_root: str = "", *, check_kwargs: bool = True) -> Suite:
@@ -106,6 +120,8 @@ def load(path: Path | str, lake_root: str = "", *, check_kwargs: bool = True) ->
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SuiteError(f"{path}: cannot read the suite: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: byte {exc.start}: not UTF-8 text ({exc.reason}); save the suite as UTF-8") from None
     try:
         document = json.loads(raw.replace("${lake}", lake_root.rstrip("/")))
     except json.JSONDecodeError as exc:
@@ -140,6 +156,10 @@ def parse(document: Any, path: Path, sha256: str = "", *, check_kwargs: bool = T
     key = settings.get("key") or []
     if not isinstance(key, list) or not all(isinstance(k, str) for k in key):
         raise fail("meta.govops.key", "must be a list of column names")
+    owner = settings.get("owner") or dataset.rstrip("/").split("/")[-2]
+    if not isinstance(owner, str) or "/" in owner:
+        raise fail("meta.govops.owner", f"{owner!r} is not a department name")
+    sensitive = _sensitive(settings.get("sensitive") or {}, fail)
     expectations = document.get("expectations")
     if not isinstance(expectations, list) or not expectations:
         raise fail("expectations", "must be a non-empty list")
@@ -156,8 +176,29 @@ def parse(document: Any, path: Path, sha256: str = "", *, check_kwargs: bool = T
         _check_with_gx(document, fail)
     return Suite(
         name=name, path=path, sha256=sha256, dataset=dataset, side=side,
-        thresholds={"pass": passing, "warn": warning}, rules=rules, key=key, document=document,
+        thresholds={"pass": passing, "warn": warning}, rules=rules, key=key, document=document, owner=owner,
+        sensitive=sensitive,
     )  # fmt: skip
+
+
+def _sensitive(declared: Any, fail: Any) -> dict[str, dict[str, Any]]:
+    """``meta.govops.sensitive``, each rule checked by the security services' own parser; only
+    the rules that need no key (the report cannot hold one) and change the value."""
+    from govops.security.masking import PolicyError, parse_rule
+
+    if not isinstance(declared, dict):
+        raise fail("meta.govops.sensitive", "must be a mapping {column: masking rule}")
+    found = {}
+    for column, raw in declared.items():
+        where = f"meta.govops.sensitive.{column}"
+        try:
+            rule = parse_rule(column, raw, where)
+        except PolicyError as exc:
+            raise fail(where, str(exc).removeprefix(f"{where}: ")) from None
+        if rule.rule not in ("partial", "generalize", "nullify"):
+            raise fail(where, f"{rule.rule!r}: the report's view takes partial, generalize or nullify")
+        found[column] = {"rule": rule.rule, **rule.params}
+    return found
 
 
 def _rule(item: Any, where: str, fail: Any) -> Rule:
@@ -206,4 +247,4 @@ def _check_with_gx(document: dict[str, Any], fail: Any) -> None:
 
 
 def available() -> list[str]:
-    return sorted(p.stem for p in SUITES_DIR.glob("*.json"))
+    return sorted(p.stem for p in suites_dir().glob("*.json"))
