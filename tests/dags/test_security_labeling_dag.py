@@ -52,19 +52,19 @@ def test_labeling_dag_labels_meters_once_and_reports(isolated_env: Path, ledger_
     assert labels == {
         "id": "- business general L2", "name": "person_name identity general L3",
         "gender": "- business general L2", "id_number": "resident_id identity important L4",
-        "birth_date": "- business general L2", "phone": "mobile contact general L3",
+        "birth_date": "birth_date identity general L3", "phone": "mobile contact general L3",
         "address_id": "- business general L2", "address": "address location general L3",
         "updated_at": "- business general L2",
     }  # fmt: skip
     log = """SELECT run_id, rows_labeled, columns_labeled, sensitive_columns, work_order_id
              FROM govops.security_labeling_run WHERE dag_id = 'security_labeling' AND dataset = :d"""
     [(run_id, labeled, columns, sensitive, work_order)] = rows(ledger_url, log, d=DATASET)
-    assert (labeled, columns, sensitive, work_order) == (n, 9, 4, "WO-T-LABEL")
+    assert (labeled, columns, sensitive, work_order) == (n, 9, 5, "WO-T-LABEL")
 
     report = isolated_env / "reports/security/labeling" / DATASET / _safe(run_id)
     page = (report / "report.html").read_text(encoding="utf-8")
     assert "数据标注报告" in page and "resident_id" in page and "重要数据 important" in page
-    assert f"<b id=rows>{n:,}</b>" in page and "<b id=sensitive>4</b>" in page and "data:image/png;base64," in page
+    assert f"<b id=rows>{n:,}</b>" in page and "<b id=sensitive>5</b>" in page and "data:image/png;base64," in page
     shown = render((report / "report.html").as_uri())  # as a person sees it
     assert "数据标注报告" in shown.text and [i.alt for i in shown.images] == ["columns per grade"]
     assert all(i.natural_width and i.natural_width > 300 for i in shown.images)

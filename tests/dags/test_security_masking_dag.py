@@ -57,7 +57,7 @@ def test_masking_dag(isolated_env: Path, ledger_url: str, capfd: pytest.CaptureF
     def valid(ids: pd.Series) -> list[bool]:
         return [v[-1] == resident_id_check_char(v[:17]) for v in ids]
 
-    assert valid(out["id_number"]) == valid(source["id_number"])  # valid stays valid, a wrong check char wrong
+    assert valid(out["id_number"]) == valid(source["id_number"])  # the check character's relation is kept
     assert not all(valid(source["id_number"]))
 
     controlled = {c: int(source[c].notna().sum()) for c in source.columns}

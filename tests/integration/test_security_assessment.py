@@ -83,8 +83,8 @@ def build_lake(lake: Path) -> list[str]:
     # Sharing: an export of clear ID numbers, and a contact column labelled general L2 (wrongly).
     export = {"id": range(200), "id_number": ids[:200], "contact": mobiles(200), "score": [i % 7 for i in range(200)]}
     write(lake, EXPORT, pd.DataFrame(export), marker("adhoc", "export-1", 200))
-    # Sharing: the masking job's output. FF1 with check_char gb11643 yields well-formed ID
-    # numbers, which the detectors find: the masking log, not the content, says it is controlled.
+    # Sharing: the masking job's output, here valid ID numbers (FF1 outputs rarely are, and then
+    # the detectors find them): the masking log, not the content, says it is controlled.
     write(lake, MASKED, pd.DataFrame({"id": range(300), "id_number": resident_ids(300, sequence=500),
                                       "phone": [f"138****{i % 10000:04d}" for i in range(300)]}),
           marker("security_masking", "mask-1", 300))  # fmt: skip

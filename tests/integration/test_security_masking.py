@@ -40,6 +40,7 @@ ROWS = pd.DataFrame({
     "card": ["6222021234567890123", None, "6222021234567890123", "6222020000000000000", "1", "2"],
     "note": ["甲", "乙", None, "丁", "戊", "己"],
     "secret": ["s1", "s2", "s3", None, "s5", "s6"],
+    "csrq": ["19900101", "1985/6/15", "1985年6月15日", None, "不详", "1970-03-03 08:00:00"],  # birth dates as text
 })  # fmt: skip
 POLICY = """
 policies:
@@ -59,6 +60,7 @@ policies:
       card: {rule: hmac, algorithm: hmac-sm3, length: 32}
       note: {rule: encrypt, algorithm: sm4-gcm}
       secret: {rule: nullify}
+      csrq: {rule: generalize, to: year}
 """
 
 
@@ -106,6 +108,7 @@ def test_irreversible_rules_exact(masked: dict) -> None:
     assert out["name"].tolist() == ["张*", "欧***", "*", None, "王*", "赵*"]  # a 1-char name is masked whole
     assert out["phone"].tolist() == ["138****5678", "139****1111", "***", None, "150****2222", "138****5678"]
     assert out["birth_date"].tolist() == ["1990", "1985", "1990", None, "2001", "1970"]
+    assert out["csrq"].tolist() == ["1990", "1985", "1985", None, None, "1970"]  # no date in it: NULL, not clear
     assert out["address"].tolist() == [
         "上海市青浦区", "上海青浦区", "江苏省苏州市吴江区", None, None, "浙江省嘉兴市嘉善县"]
     assert out["age"].tolist() == ["30-39", "30-39", "30-39", None, "20-29", "50-59"]
@@ -145,7 +148,7 @@ def test_counts_metering_and_no_key_in_outputs(masked: dict) -> None:
     assert {c: (v["rule"], v["records_controlled"]) for c, v in columns.items()} == {
         "id": ("keep", 0), "name": ("partial", 5), "id_number": ("ff1", 5), "phone": ("partial", 5),
         "birth_date": ("generalize", 5), "address": ("generalize", 5), "age": ("generalize", 5),
-        "card": ("hmac", 5), "note": ("encrypt", 5), "secret": ("nullify", 5)}  # fmt: skip
+        "card": ("hmac", 5), "note": ("encrypt", 5), "secret": ("nullify", 5), "csrq": ("generalize", 5)}  # fmt: skip
     assert columns["id_number"]["unencryptable"] == 2 and columns["id_number"]["key_version"] == 1
     assert columns["card"]["key_name"] == "test_persons" and columns["name"]["key_name"] is None
     marker = json.loads((masked["lake"] / "sharing/test/persons/_GOVOPS_COMMIT.json").read_text())

@@ -423,3 +423,31 @@ def test_aead_malformed_values_and_arguments() -> None:
         encrypt_values(["a"], key, "aes-256-gcm", -1)
     with pytest.raises(TypeError, match="index 0 is a bytes"):
         encrypt_values([b"a"], key, "aes-256-gcm", 1)
+
+
+# --- FF1 masking of resident IDs: what is kept (govops.security.masking) ---
+
+
+def test_ff1_on_resident_ids_keeps_the_format_and_the_check_character_not_validity() -> None:
+    from govops import identifiers
+    from govops.sample_data.security_sample import _resident_ids
+    from govops.security import masking
+
+    ids = _resident_ids(np.random.default_rng(1), 20_000)
+    wrong = [v[:17] + identifiers.RESIDENT_ID_CHECK_CHARS[(identifiers.RESIDENT_ID_CHECK_CHARS.index(v[17]) + 3) % 11]
+             for v in ids[:500]]  # fmt: skip
+    values = np.array(ids + wrong, dtype=object)
+    ring = masking.KeyRing("k", 1, {1: bytes(range(32))})
+    for keep_first in (0, 6):
+        rule = masking.parse_rule("id_number", {"rule": "ff1", "check_char": "gb11643", "keep_first": keep_first}, "-")
+        out = masking.transform(values, rule, ring)
+        assert all(len(v) == 18 and v[:17].isdigit() for v in out)
+        checked = [v[17] == identifiers.resident_id_check_char(v[:17]) for v in out]
+        assert checked == [True] * len(ids) + [False] * len(wrong)  # the check character's relation is kept
+        assert all(a[:keep_first] == b[:keep_first] for a, b in zip(values, out, strict=True))
+        assert sum(a[6:14] == b[6:14] for a, b in zip(values, out, strict=True)) < 20  # the birth date is not
+        problems = [identifiers.resident_id_problem(v) for v in out[:len(ids)]]
+        # Not a valid ID number: the region code or the birth date fails, but by chance.
+        assert set(problems) == ({None, "region_code", "birth_date"} if keep_first == 0 else {None, "birth_date"})
+        assert problems.count(None) == (5 if keep_first == 0 else 14)  # of 20,000
+        assert list(masking.reveal_values(out, rule, ring, 1)) == list(values)  # reversible with the key

@@ -221,6 +221,17 @@ def test_coordinates(spark: Any) -> None:
     assert fires(spark, detectors.latitude, [121.1, 31.2, 3.0], "double") == [False, True, False]
 
 
+@spark_test
+def test_birth_dates_only_under_a_birth_date_name(spark: Any) -> None:
+    values = ["1985-07-07", "19850707", "1985/7/7", "1985年7月7日", "1880-01-01", "1985-07-07 08:00:00",
+              "1985-02-30", "1799-12-31", f"{date.today().year + 1}-01-01", "1985", "办件受理", None]  # fmt: skip
+    hinted = lambda c: detectors.birth_date(c, hinted=True)  # noqa: E731
+    assert fires(spark, hinted, values) == [True] * 6 + [False] * 6
+    assert fires(spark, detectors.birth_date, values) == [False] * 12  # no name hint: any date would pass
+    assert fires(spark, hinted, [date(1985, 7, 7), None], "date") == [True, False]
+    assert fires(spark, hinted, [19850707, 1985], "bigint") == [True, False]
+
+
 # --- name hints and the decision rule ---
 
 
@@ -234,6 +245,8 @@ def test_coordinates(spark: Any) -> None:
     ("name", "person_name"), ("姓名", "person_name"), ("legalRepresentative", "person_name"),
     ("homeAddress", "address"),
     ("户籍地址", "address"), ("name_type", None), ("amount", None),
+    ("birth_date", "birth_date"), ("dateOfBirth", "birth_date"), ("csrq", "birth_date"), ("出生日期", "birth_date"),
+    ("dob", "birth_date"), ("birth_place", None), ("出生地", None), ("updated_at", None),
 ])  # fmt: skip
 def test_name_hints(column: str, hint: str | None) -> None:
     assert name_hint(column) == hint
@@ -260,21 +273,24 @@ def test_detect_decision_rule(spark: Any) -> None:
             121.0 + i / 10,  # amount: same numbers, no hint -> nothing
             int(mobiles[i]),  # mobile_no as bigint -> mobile
             None if i < 7 else "张三",  # xm: 3 non-null names
-            date(2020, 1, 1 + i),  # a date: counted, never detected
+            date(2020, 1, 1 + i),  # born: dates under a birth-date name -> birth_date
+            date(2020, 1, 1 + i),  # updated: the same dates, no hint -> nothing
+            True,  # a boolean: counted, never detected
         ))  # fmt: skip
     df = spark.createDataFrame(rows, "phone string, misc string, contact string, lon double, amount double, "
-                                     "mobile_no bigint, xm string, born date")  # fmt: skip
+                                     "mobile_no bigint, xm string, born date, updated date, flag boolean")  # fmt: skip
     found = detectors.detect(df)
     assert {c: d.data_type for c, d in found.items()} == {
         "phone": "mobile", "misc": None, "contact": "mobile", "lon": "coordinate", "amount": None,
-        "mobile_no": "mobile", "xm": "person_name", "born": None,
+        "mobile_no": "mobile", "xm": "person_name", "born": "birth_date", "updated": None, "flag": None,
     }  # fmt: skip
     phone, misc, contact = found["phone"], found["misc"], found["contact"]
     assert (phone.rule, phone.matches, phone.non_null, phone.match_ratio, phone.name_hint) == (
         "content+name_hint", 6, 10, 0.6, "mobile")
     assert (misc.candidate, misc.match_ratio, misc.rule) == ("mobile", 0.6, "")
     assert contact.rule == "content" and contact.counts["mobile"] == 8
-    assert (found["xm"].non_null, found["xm"].matches, found["born"].non_null, found["born"].counts) == (3, 3, 10, {})
+    assert (found["xm"].non_null, found["xm"].matches, found["born"].counts) == (3, 3, {"birth_date": 10})
+    assert (found["updated"].counts, found["flag"].non_null, found["flag"].counts) == ({"birth_date": 0}, 10, {})
     assert "coordinate" not in found["amount"].counts and found["amount"].counts == {}
     assert {d.rows for d in found.values()} == {10}
     # The thresholds are parameters: at 0.9 the 80 % column is no longer labeled.
@@ -313,6 +329,8 @@ def test_default_grading_table() -> None:
     assert g.default_rule("mobile") == {"rule": "partial", "keep_first": 3, "keep_last": 4}
     assert g.default_rule("resident_id") == {"rule": "hmac"}
     assert g.default_rule("landline") == {"rule": "keep"}  # its level's rule
+    assert g.label_for("birth_date") == ("identity", "general", "L3")
+    assert g.default_rule("birth_date") == {"rule": "generalize", "to": "year"}
     # A label whose level a person changed is masked by that level, not by its type's rule.
     assert g.rule_for("mobile", "L3") == g.default_rule("mobile")
     assert g.rule_for("mobile", "L4") == g.rule_for(None, "L4") == {"rule": "encrypt"}

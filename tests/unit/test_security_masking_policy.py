@@ -32,7 +32,28 @@ def test_the_shipped_policies_load() -> None:
         "raw/frontdb/public_security/persons", "sharing/public_security/persons", "public_security_persons")
     assert spec.columns["id_number"].rule == "ff1" and spec.columns["id_number"].reversible
     assert spec.columns["phone"].params == {"keep_first": 3, "keep_last": 4, "mask_char": "*"}
-    assert masking.load("public_security_persons_open").columns["phone"].params == {"algorithm": "sm4-gcm"}
+    open_zone = masking.load("public_security_persons_open")
+    assert open_zone.columns["phone"].params == {"algorithm": "sm4-gcm"}
+    assert (open_zone.unlabeled, open_zone.columns["birth_date"].rule, open_zone.columns["birth_date"].params) == (
+        "refuse", "generalize", {"to": "year", "size": None})
+
+
+def test_the_open_zone_never_keeps_unlabeled_columns(tmp_path: Path) -> None:
+    path = tmp_path / "masking.yaml"
+    path.write_text(POLICY.format(columns="      a: {rule: nullify}", unlabeled="keep").replace(
+        "output: sharing/", "output: open/"), encoding="utf-8")  # fmt: skip
+    with pytest.raises(masking.PolicyError, match=rf"^MASKING_POLICY_ERROR: {path}: policies\.p\.unlabeled: keep is "
+                                                  r"not allowed for the open zone \(open/x/persons\)"):
+        masking.load("p", path)
+    # Refused by default, a birth date labeled as one is cut to its year by its grade's rule.
+    path.write_text(POLICY.format(columns="      a: {rule: nullify}", unlabeled="refuse").replace(
+        "output: sharing/", "output: open/"), encoding="utf-8")  # fmt: skip
+    policy = masking.resolve(masking.load("p", path), ["a", "csrq"], {"csrq": _Label("birth_date", "L3")},
+                             grading.load())  # fmt: skip
+    assert [(r.column, r.rule, r.params, r.origin) for r in policy.rules] == [
+        ("a", "nullify", {}, "policy"), ("csrq", "generalize", {"to": "year", "size": None}, "grade:L3")]
+    with pytest.raises(masking.MaskingError, match="csrq of raw/x/persons have no rule and no label"):
+        masking.resolve(masking.load("p", path), ["a", "csrq"], {}, grading.load())
 
 
 @pytest.mark.parametrize(("columns", "message"), [

@@ -3,7 +3,8 @@ columns hold known data types, some dirty values in them, and decoy columns that
 sensitive data but are not (18-digit order numbers failing GB 11643, 16-digit numbers
 failing Luhn, invalid USCCs, 11-digit numbers that are no mobile numbers, Chinese words
 that are no names, organisation names that are no addresses, numbers in the longitude range
-in a column not named like one...). ``truth`` says which column holds which data type
+in a column not named like one, dates of the birth-date range in a column not named like
+one...). ``truth`` says which column holds which data type
 (None: none). Deterministic from the seed, so the precision and recall figures of
 ``govops.security.detectors.evaluate`` on it are exact.
 
@@ -32,7 +33,7 @@ TRUTH: dict[str, str | None] = {
     "home_address": "address", "email": "email", "plate": "license_plate", "lon": "coordinate", "lat": "coordinate",
     "location": "coordinate", "order_no": None, "txn_ref": None, "reg_code": None, "random_11": None, "remark": None,
     "company_name": None, "org_name": None, "amount": None, "handle": None, "permit_no": None, "ratio_pair": None,
-    "birth_date": None,
+    "birth_date": "birth_date", "registered_on": None,
 }  # fmt: skip
 # Dirty values in true columns (their detector should miss them): share of the rows.
 DIRTY = {"id_number": 0.02, "uscc": 0.03, "phone": 0.02, "card_no": 0.03}
@@ -204,6 +205,8 @@ def build(rows: int = 1000, seed: int = 6) -> SecuritySample:
                       zip(rng.integers(0, len(PLATE_LETTERS), n), rng.integers(0, 10_000, n), strict=True)],
         "ratio_pair": [f"{a:.2f},{1 - a:.2f}" for a in rng.uniform(0, 1, n)],
         "birth_date": np.datetime64("1960-01-01") + rng.integers(0, 15_000, n),
+        # its own generator: the columns above stay as they were before it was added
+        "registered_on": np.datetime64("1990-01-01") + np.random.default_rng(seed + 1).integers(0, 12_000, n),
     })  # fmt: skip
     for column, share in NULLS.items():
         frame.loc[rng.choice(n, int(n * share), replace=False), column] = None

@@ -12,7 +12,10 @@ fixed positions, which ``bench/labeling.py`` still measures, and with no width l
 others are shape rules: mobile and landline numbers (the quality rules, after removing
 separators and a +86 prefix), person names (a common surname, 百家姓, then 1-2 CJK
 characters, or a compound surname and 1-2), addresses (administrative, road and
-house-number markers), e-mail, licence plates and coordinates.
+house-number markers), e-mail, licence plates and coordinates, and birth dates (a real
+calendar date from 1800 to today, the range of a resident ID's birth date, in a date,
+timestamp, ``yyyyMMdd`` number or text column: ``1985-07-07``, ``19850707``, ``1985/7/7``,
+``1985年7月7日``).
 
 The decision rule (one data type per column, or none):
 
@@ -25,7 +28,10 @@ The decision rule (one data type per column, or none):
   to the order of :data:`DATA_TYPES`); no qualifying detector: ``data_type`` None;
 - two context rules: a numeric column is a coordinate only when its name says lon/lng/lat
   (经度/纬度) and its values are in China's longitude (or latitude) range; a landline
-  without an area code (``69212345``) counts only in a column whose name hints a phone.
+  without an area code (``69212345``) counts only in a column whose name hints a phone; a
+  birth date counts only in a column whose name hints one (``birth_date``, ``dob``, ``csrq``,
+  ``出生日期``), since every date column of a register (updated, registered, issued) holds
+  dates of the same range.
   A value that is a valid resident ID number never counts as a bank card or a USCC (an ID
   passes the Luhn check one time in ten).
 """
@@ -44,7 +50,7 @@ if TYPE_CHECKING:
 
 DATA_TYPES: tuple[str, ...] = (
     "resident_id", "uscc", "bank_card", "mobile", "landline", "email", "license_plate", "coordinate",
-    "person_name", "address",
+    "person_name", "address", "birth_date",
 )  # fmt: skip
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_HINT_THRESHOLD = 0.5
@@ -117,6 +123,8 @@ NAME_HINTS: dict[str, tuple[str, ...]] = {
     "person_name": ("name", "xm", "full_name", "person_name", "legal_representative", "fddbr", "contact_name",
                     "姓名", "名字", "法定代表人", "联系人"),
     "address": ("address", "addr", "dz", "zz", "zs", "住址", "地址", "住所", "户籍地"),
+    "birth_date": ("birth_date", "birthdate", "birthday", "date_of_birth", "birth_dt", "dob", "born", "csrq",
+                   "出生日期", "出生年月", "生日"),
 }  # fmt: skip
 LONGITUDE_HINTS = ("lon", "lng", "longitude", "x_coord", "经度")
 LATITUDE_HINTS = ("lat", "latitude", "y_coord", "纬度")
@@ -321,6 +329,32 @@ def coordinate_pair(value: Column) -> Column:
                                                           | rules.coordinates_in_range(b, a)))  # fmt: skip
 
 
+# How birth dates are written: ISO (a timestamp's date part), 8 digits, slashes, dots, Chinese.
+DATE_FORMATS = ("yyyy-M-d", "yyyyMMdd", "yyyy/M/d", "yyyy.M.d", "yyyy年M月d日")
+
+
+def parse_date(value: Column) -> Column:
+    """The date a value of any type holds (a date, a timestamp, ``19850707``, ``1985-07-07``,
+    ``1985/7/7``, ``1985年7月7日``, a timestamp's text), or NULL: never an error."""
+    from pyspark.sql import functions as F
+
+    text_ = F.regexp_extract(F.trim(value.cast("string")), r"^([^ T]+)", 1)
+    return F.coalesce(*(F.try_to_date(text_, f) for f in DATE_FORMATS))
+
+
+def birth_date(value: Column, *, hinted: bool | Column = False) -> Column:
+    """A real date from ``identifiers.RESIDENT_ID_FIRST_BIRTH_YEAR`` to today, in a column
+    whose name hints a birth date (``hinted``): any date column holds dates of that range."""
+    from pyspark.sql import functions as F
+
+    from govops.identifiers import RESIDENT_ID_FIRST_BIRTH_YEAR
+
+    born = parse_date(value)
+    hint = F.lit(hinted) if isinstance(hinted, bool) else hinted
+    plausible = (F.year(born) >= RESIDENT_ID_FIRST_BIRTH_YEAR) & (born <= F.current_date())
+    return _gated(hint & _length_between(value, 6, 30), plausible)
+
+
 def longitude(value: Column) -> Column:
     x0, _, x1, _ = rules.CHINA_BOUNDS
     return _never_null(value.cast("string").try_cast("double").between(x0, x1))
@@ -375,12 +409,14 @@ class ColumnDetection:
 
 
 # Which detectors apply to a column, by its Spark type: text gets all of them; integers
-# (phones, cards and IDs kept as numbers) the digit ones; fractions only the coordinate
-# (and only under a lon/lat name); other types are counted, not detected.
+# (phones, cards, IDs and yyyyMMdd dates kept as numbers) the digit ones; fractions only the
+# coordinate (and only under a lon/lat name); dates and timestamps the birth date; other
+# types are counted, not detected.
 DETECTORS_BY_KIND: dict[str, tuple[str, ...]] = {
     "text": DATA_TYPES,
-    "integer": ("resident_id", "bank_card", "mobile", "landline", "coordinate"),
+    "integer": ("resident_id", "bank_card", "mobile", "landline", "coordinate", "birth_date"),
     "fraction": ("coordinate",),
+    "date": ("birth_date",),
     "other": (),
 }
 
@@ -394,12 +430,14 @@ def column_kind(spark_type: Any) -> str:
         return "integer"
     if isinstance(spark_type, T.FractionalType):
         return "fraction"
+    if isinstance(spark_type, T.DateType | T.TimestampType | T.TimestampNTZType):
+        return "date"
     return "other"
 
 
-def _stacked_detector(data_type: str, v: Column, kind: Column, phone: Column, axis: Column) -> Column:
+def _stacked_detector(data_type: str, v: Column, kind: Column, phone: Column, axis: Column, born: Column) -> Column:
     """Detector ``data_type`` on the stacked value ``v`` (text), gated by the column's kind;
-    ``phone`` and ``axis`` carry the column's name hints as data."""
+    ``phone``, ``axis`` and ``born`` carry the column's name hints as data."""
     from pyspark.sql import functions as F
 
     if data_type == "coordinate":
@@ -407,6 +445,8 @@ def _stacked_detector(data_type: str, v: Column, kind: Column, phone: Column, ax
         detected = ((kind == "text") & coordinate_pair(v)) | numeric
     elif data_type == "landline":
         detected = landline(v, phone_column=phone)
+    elif data_type == "birth_date":
+        detected = birth_date(v, hinted=born)
     else:
         detected = DETECTORS[data_type](v)
     kinds = [k for k, types in DETECTORS_BY_KIND.items() if data_type in types]
@@ -416,7 +456,7 @@ def _stacked_detector(data_type: str, v: Column, kind: Column, phone: Column, ax
 DETECTORS: dict[str, Callable[[Column], Column]] = {
     "resident_id": resident_id, "uscc": uscc, "bank_card": bank_card, "mobile": mobile, "landline": landline,
     "email": email, "license_plate": license_plate, "coordinate": coordinate_pair, "person_name": person_name,
-    "address": address,
+    "address": address, "birth_date": birth_date,
 }  # fmt: skip
 
 
@@ -488,11 +528,13 @@ def detect(
         value = col.cast("string") if kinds[name] != "other" else F.when(col.isNotNull(), F.lit(""))
         cells.append(F.struct(F.lit(i).alias("c"), value.alias("v"), F.lit(kinds[name]).alias("k"),
                               F.lit(name_hint(name) in ("mobile", "landline")).alias("p"),
-                              F.lit(coordinate_axis(name)).cast("string").alias("a")))  # fmt: skip
+                              F.lit(coordinate_axis(name)).cast("string").alias("a"),
+                              F.lit(name_hint(name) == "birth_date").alias("b")))  # fmt: skip
     stacked = df.select(F.inline(F.array(*cells)))
-    v, kind, phone, axis = F.col("v"), F.col("k"), F.col("p"), F.col("a")
+    v, kind, phone, axis, born = F.col("v"), F.col("k"), F.col("p"), F.col("a"), F.col("b")
     aggs = [F.count(F.lit(1)).alias("rows"), F.count(v).alias("non_null")]
-    aggs += [F.count_if(v.isNotNull() & _stacked_detector(t, v, kind, phone, axis)).alias(t) for t in DATA_TYPES]
+    aggs += [F.count_if(v.isNotNull() & _stacked_detector(t, v, kind, phone, axis, born)).alias(t)
+             for t in DATA_TYPES]  # fmt: skip
     figures = {int(r["c"]): r.asDict() for r in stacked.groupBy("c").agg(*aggs).collect()}
     out = {}
     for i, name in enumerate(wanted):

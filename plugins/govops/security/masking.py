@@ -5,7 +5,8 @@ rules and their parameters). :func:`load` reads one policy and refuses a malform
 naming the file and the field; :func:`resolve` turns it into a rule per column of the
 dataset as it is now: the policy's own rules first, then, with ``by_grade``, the default
 rule of each column's label grade (``govops.security.grading``), and a column with neither
-stops the run unless the policy says ``unlabeled: keep``.
+stops the run unless the policy says ``unlabeled: keep``, which a policy publishing to the
+open zone may not say (refused by :func:`load`).
 
 **Rules.** ``partial``, ``generalize`` and ``nullify`` are native Spark expressions;
 ``hmac`` (HMAC-SHA256 or HMAC-SM3 pseudonyms), ``ff1`` (NIST SP 800-38G format-preserving
@@ -18,10 +19,18 @@ and :func:`reveal` refuses them.
 
 **FF1 on identifiers.** The characters outside ``keep_first``/``keep_last`` are encrypted
 over the rule's alphabet; with ``check_char: gb11643`` the 18th character of a resident ID
-is recomputed rather than encrypted, so a valid ID stays valid (and a wrong check character
-stays wrong by the same step, which keeps decryption exact). A value that FF1 cannot take
-(a character outside the alphabet, too short for the radix) is nullified and counted as
-``unencryptable`` in the execution log, never published in clear.
+is recomputed rather than encrypted. What is kept is the format, not validity: the length,
+the alphabet, the ``keep_first``/``keep_last`` characters in clear, and the check
+character's relation to the other 17 (valid when the input's was; a wrong one stays wrong by
+the same step, which keeps decryption exact). The region code, the birth date and the
+sequence (its parity: the sex) are encrypted with the rest, so an output is almost never a
+valid ID number: its region code or birth date fails GB 11643 (a few in 10,000 pass by
+chance; ``keep_first: 6`` keeps the region code, and with it the county, in clear). Keeping
+outputs valid would mean leaving the birth date in clear too and encrypting only the 3-digit
+sequence, 1,000 values per region and day: below FF1's smallest domain (a million) and
+found by trying them all. A value that FF1 cannot take (a character outside the alphabet,
+too short for the radix) is nullified and counted as ``unencryptable`` in the execution
+log, never published in clear.
 
 **Execution log.** One ``govops.security_masking_run`` row per run (the resolved policy as
 run, without key material, and its SHA-256) and one ``security_masking_column`` per column:
@@ -205,6 +214,10 @@ def load(name: str, path: Path | None = None) -> PolicySpec:
     unlabeled = raw.get("unlabeled", "refuse")
     if unlabeled not in ("refuse", "keep"):
         raise PolicyError(f"{where}.unlabeled: {unlabeled!r} is not refuse or keep")
+    if unlabeled == "keep" and raw["output"].split("/", 1)[0] == "open":
+        raise PolicyError(f"{where}.unlabeled: keep is not allowed for the open zone ({raw['output']}): a column "
+                          "without a rule or a label would be published as it is (label the source, or give "
+                          "the column a rule)")  # fmt: skip
     columns = raw.get("columns") or {}
     if not isinstance(columns, Mapping):
         raise PolicyError(f"{where}.columns: a mapping of column -> rule is required")
@@ -270,8 +283,9 @@ def _ff1_apply(values: np.ndarray, rule: ColumnRule, key: bytes, decrypt: bool) 
 
     With ``check_char: gb11643`` the 18th character is not encrypted: it is recomputed for the
     new 17 digits, shifted by however far the original was from its correct value, so a
-    valid ID stays valid, a wrong check character stays wrong by the same step, and
-    decryption gives back the original exactly."""
+    valid check character stays valid, a wrong one stays wrong by the same step, and
+    decryption gives back the original exactly. The region code and birth date are encrypted
+    like the other digits: the output is not a valid ID number (module docstring)."""
     from govops.identifiers import RESIDENT_ID_CHECK_CHARS, resident_id_check_indexes
     from govops.security.ff1 import FF1
 
@@ -417,7 +431,11 @@ def _generalize(c: Any, rule: ColumnRule, data_type: Any) -> Any:
 
     to = rule.params["to"]
     if to in ("year", "month"):
-        as_date = c if isinstance(data_type, DateType | TimestampType) else F.to_date(c.cast("string"))
+        from govops.security.detectors import parse_date
+
+        # Text and yyyyMMdd numbers in the formats the birth-date detector reads; a value that
+        # holds no date is published as NULL (never as it is).
+        as_date = c if isinstance(data_type, DateType | TimestampType) else parse_date(c)
         return F.year(as_date).cast("string") if to == "year" else F.date_format(as_date, "yyyy-MM")
     if to == "district":  # the address parser of spatial verification, cut after the district
         from govops.spatial.address import java_down_to_district_expression
