@@ -4,9 +4,11 @@
 Checks the coordinates of a lake dataset of spatial records: missing, non-numeric, out of
 range, placeholder, swapped, low precision, duplicates and near duplicates; the batch's
 coordinate system (WGS-84, GCJ-02 or BD-09, from the offsets to the standard address
-library); the district each point falls in (real boundary polygons) against its address;
-the distance to its standard address. Each record ends verified, corrected automatically
-or listed for field verification (外业核实).
+library; without one the system is not checked, and no record is called verified); the
+district each point falls in (real boundary polygons of Shanghai's districts) against its
+address and the deployment's area (`area_code`); the distance to its standard address.
+Each record ends verified, crs_not_checked, corrected automatically or listed for field
+verification (外业核实).
 
 * **Spark job**: `spark_jobs/verify_spatial.py`. **Metered**: item 10, one coordinate point
   per record, against the `work_order_id` param.
@@ -44,6 +46,9 @@ with DAG(
         "dataset": Param("planning_resources_addresses", type="string", pattern=r"^[a-z0-9_]+$",
                          description="name of the verified dataset"),
         "district": Param("青浦区", type=["null", "string"], description="the district every record should be in"),
+        "area_code": Param(None, type=["null", "string"], pattern=r"^[0-9]{6}$",
+                           description="administrative code of the deployment's area (310118 青浦区, 310000 all "
+                                       "of Shanghai); default: GOVOPS_AREA_CODE, else 310118"),
     },
 ):
 
@@ -66,6 +71,7 @@ with DAG(
             "reference": "{{ ti.xcom_pull(task_ids='prepare')['reference'] }}",
             "dataset": "{{ params.dataset }}",
             "district": "{{ params.district or '' }}",
+            "area-code": "{{ params.area_code or '' }}",
         },
         work_order_id="{{ params.work_order_id }}",
     )

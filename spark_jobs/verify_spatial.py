@@ -5,6 +5,7 @@ coordinate system, district and address, and say what to do with it.
         --input <lake dataset of new spatial records> --reference <standard address library> \
         --dataset <name> [--id-column id --lon-column lon --lat-column lat
         --address-column address --address-id-column address_id] [--boundaries FILE]
+        [--area-code 310118]
 
 Spark schedules; the records never become JVM rows. The input is cut into chunks of
 Parquet row groups that the tasks read and write with pyarrow, checking them with Arrow
@@ -13,19 +14,23 @@ kernels and numpy (govops.spatial.chunks, govops.spatial.verify):
 1. The batch's coordinate system, on the driver: the first records that match a standard
    address (by the address id column, or else by the standard form of the address text:
    street, road, house number), up to 50,000, compared under each system
-   (checks.detect_system).
+   (checks.detect_system). Without a library, or when no record matches it, the system
+   cannot be checked: the batch is taken as recorded and no record is called verified
+   (outcome crs_not_checked, reason CRS_NOT_CHECKED, "CRS not checked: no reference").
 2. Duplicates across the whole input, exact and near, in one shuffle of compact point
    blocks: per grid cell, each point also visiting the neighbouring cells it is within the
    tolerance of, so pairs across a cell border are found too. Only the duplicates come
    back to the driver.
 3. Per chunk: point checks, the batch's system converted to WGS-84, point-in-polygon
-   against the boundaries (shipped to each executor once, as a broadcast variable), the
-   address's district, the distance to the reference, the duplicate flags; the outcome
-   (verified / corrected / field_verification) and reasons; the chunk's part files.
+   against the boundaries (shipped to each executor once, as a broadcast variable; the
+   deployment's area chosen by its administrative code), the address's district, the
+   distance to the reference, the duplicate flags; the outcome (verified /
+   crs_not_checked / corrected / field_verification) and reasons; the chunk's part files.
 
 Outputs: <lake>/verified/<dataset> (every record with outcome, reasons and the corrected
-WGS-84 point), <lake>/anomalies/spatial/<dataset>/<run> (the records with a reason), the
-run's figures for the report, and metering: item 10, one coordinate point per record.
+WGS-84 point), <lake>/anomalies/spatial/<dataset>/<run> (the records with a reason of their
+own: CRS_NOT_CHECKED is the batch's), the run's figures for the report, and metering:
+item 10, one coordinate point per record.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 from govops.spark import job
 from govops.spark.manifest import run_key
 
-OUTCOMES = ("verified", "corrected", "field_verification")
+OUTCOMES = ("verified", "crs_not_checked", "corrected", "field_verification")
 DETECT_SAMPLE = 50_000  # matched records compared to detect the batch's system
 DETECT_READ = 1_000_000  # records read at most to find them
 BUCKET_POINTS = 500_000
@@ -81,7 +86,7 @@ def verify(ctx: job.JobContext) -> None:
     warming = threading.Thread(target=lambda: sc.parallelize(range(cores), cores).foreach(chunks.warm_up), daemon=True)
     warming.start()
     a.reference, a.district = a.reference or None, a.district or None  # "" from a template means none
-    area = boundaries.load(Path(a.boundaries) if a.boundaries else None)
+    area = boundaries.load(Path(a.boundaries) if a.boundaries else None, a.area_code or None)
     rules = checks.Rules(min_decimals=a.min_decimals, near_duplicate_m=a.near_duplicate_m,
                          far_from_address_m=a.far_from_address_m, area_bounds=area.bounds)  # fmt: skip
 
@@ -99,8 +104,15 @@ def verify(ctx: job.JobContext) -> None:
     with ctx.timed("detect_system_s"):
         system = _detect_system(a.input, chunk_list, columns, library, rules) if library else None
         # A batch is converted only when most of its records sit on their references under
-        # another system; otherwise it stays as recorded and the distances speak.
-        batch_system = system.system if system and system.matched >= 0.5 * system.compared else "WGS-84"
+        # another system; otherwise it stays as recorded and the distances speak. Without
+        # a record to compare (None) it stays as recorded, unchecked, and says so.
+        batch_system, crs_note = "WGS-84", None
+        if system is None:
+            batch_system = None
+            crs_note = "CRS not checked: no reference (" + (
+                "no record matched the standard address library)" if library else "no standard address library)")
+        elif system.matched >= 0.5 * system.compared:
+            batch_system = system.system
 
     out = ctx.staged_output("verified", a.dataset)
     key = run_key(a.dag_id, a.run_id, a.task_id, a.map_index).replace("/", "__")
@@ -183,7 +195,9 @@ def verify(ctx: job.JobContext) -> None:
     ctx.inputs.append({"kind": "parquet", "uri": a.input, "rows": read})
     ctx.outputs.append({"uri": out.target, "zone": "verified", "dataset": a.dataset, "rows": total,
                         "outcomes": by_outcome, "reasons": reasons_count,
-                        "batch_system": batch_system, "reference_match": reference_match,
+                        "batch_system": batch_system, "crs_checked": system is not None, "crs_note": crs_note,
+                        "reference_match": reference_match,
+                        "boundaries": area.source, "area_code": area.area_code, "area": list(area.area_names),
                         "compared_to_reference": sum(s["compared"] for s in summaries),
                         "system_evidence": system.__dict__ if system else None,
                         "distance_to_reference_m": dict(zip(("p50", "p90", "p99"), distances, strict=False)),
@@ -205,6 +219,8 @@ def main() -> None:
     p.add_argument("--address-id-column", default="address_id")
     p.add_argument("--district", default=None, help="the district every record should fall in (e.g. 青浦区)")
     p.add_argument("--boundaries", default=None, help="polygon file (default: GOVOPS_BOUNDARIES or the bundled one)")
+    p.add_argument("--area-code", default=None,
+                   help="administrative code of the deployment's area (default: GOVOPS_AREA_CODE, else 310118)")
     p.add_argument("--min-decimals", type=int, default=5)
     p.add_argument("--near-duplicate-m", type=float, default=1.0)
     p.add_argument("--far-from-address-m", type=float, default=200.0)

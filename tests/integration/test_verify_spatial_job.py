@@ -3,10 +3,12 @@ batch with known defects, and a batch recorded in GCJ-02 detected and converted.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,17 +28,20 @@ def library() -> Any:
     return sample.clean_library(build_frames(SampleConfig(seed=4, persons=3000)).addresses)
 
 
-def verify(tmp_path: Path, library: Any, records: Any, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def verify(tmp_path: Path, library: Any, records: Any, run_id: str, *, reference: bool = True,
+           chunk_rows: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
     lake = tmp_path / "lake"
     (lake / "raw/ref").mkdir(parents=True, exist_ok=True)
     (lake / f"raw/{run_id}").mkdir(parents=True)
     pq.write_table(pa.Table.from_pandas(library, preserve_index=False), lake / "raw/ref/part-0.parquet")
-    pq.write_table(pa.Table.from_pandas(records, preserve_index=False), lake / f"raw/{run_id}/part-0.parquet")
+    pq.write_table(pa.Table.from_pandas(records, preserve_index=False), lake / f"raw/{run_id}/part-0.parquet",
+                   row_group_size=chunk_rows)  # fmt: skip
     uri = manifests.manifest_uri(lake.as_uri(), "verify", run_id, "verify", -1)
     result = spark_submit.run("verify_spatial", {
         "dag-id": "verify", "run-id": run_id, "task-id": "verify", "work-order-id": "WO-T",
         "lake-root": lake.as_uri(), "manifest": uri, "input": f"{lake.as_uri()}/raw/{run_id}",
-        "reference": f"{lake.as_uri()}/raw/ref", "dataset": run_id, "district": "青浦区",
+        "reference": f"{lake.as_uri()}/raw/ref" if reference else None, "dataset": run_id, "district": "青浦区",
+        "option": f"chunk_rows={chunk_rows}" if chunk_rows else None,
     })  # fmt: skip
     manifest = manifests.read(uri)
     assert result.returncode == 0, manifest.get("error") or result.stderr[-3000:]
@@ -117,3 +122,39 @@ def test_records_without_an_address_id_match_the_library_by_address_text(tmp_pat
     both = by_text.dropna().index
     assert len(both) == output["compared_to_reference"]
     assert (by_text[both] - by_id[both]).abs().max() < 1e-6
+
+
+FULL_WIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
+
+
+def test_chunks_without_ascii_digits_and_a_batch_without_reference(tmp_path: Path, library: Any) -> None:
+    """Chunks in which no address holds an ASCII digit (all null, house numbers in full-width
+    digits, no house number) verify instead of crashing the job; and a GCJ-02 batch with no
+    standard address library to check its system against is not called verified."""
+    records, _ = sample.new_records(library, 300, seed=5, system="GCJ-02", per_defect=0)
+    text = records["address"].to_numpy(dtype=object)
+    text[:100] = None
+    text[100:200] = [a.translate(FULL_WIDTH) for a in text[100:200]]
+    text[200:] = [re.sub(r"\d+(-\d+)?号$", "", a) for a in text[200:]]
+    assert not any(c.isascii() and c.isdigit() for a in text[100:] for c in a)
+    manifest, rows = verify(tmp_path, library, records.assign(address=text), "noref", reference=False,
+                            chunk_rows=100)  # fmt: skip
+    output = manifest["outputs"][0]
+    assert manifest["counts"]["read"] == len(rows) == 300
+    assert (output["batch_system"], output["crs_checked"], output["crs_note"]) == (
+        None, False, "CRS not checked: no reference (no standard address library)")  # fmt: skip
+    assert (output["area_code"], output["area"]) == ("310118", ["青浦区"])
+    assert "verified" not in output["outcomes"] and output["reasons"]["CRS_NOT_CHECKED"] == 300
+    assert output["outcomes"]["crs_not_checked"] + output["outcomes"].get("field_verification", 0) == 300
+    # Only the records' own problems are anomalies (here: GCJ-02 points pushed across Qingpu's border).
+    assert manifest["outputs"][1]["rows"] == output["outcomes"].get("field_verification", 0) < 30
+    by_id = {r["record_id"]: r for r in rows}
+    ids = records["id"].tolist()
+    assert [by_id[i]["district_named"] for i in ids[:100]] == [""] * 100
+    assert {by_id[i]["district_named"] for i in ids[100:]} == {"青浦区"}
+    assert [by_id[i]["address"] for i in ids] == text.tolist()  # the source's text, as it was
+    # The batch really is about 500 m off: what "verified" used to hide.
+    ref = library.set_index("id").loc[records["address_id"]]
+    off = coords.distance_m([by_id[i]["lon"] for i in ids], [by_id[i]["lat"] for i in ids],
+                            ref["lon"].to_numpy(), ref["lat"].to_numpy())  # fmt: skip
+    assert 400 < float(np.median(off)) < 600

@@ -89,10 +89,10 @@ def test_point_in_polygon_matches_geopandas_sjoin(direct_limit: int, monkeypatch
     import geopandas as gpd
 
     b = boundaries.load()
-    assert b.names[0] == "青浦区" and len(b.names) == 7
+    assert len(b.names) == 24 and b.area_names == ("青浦区",)
     rng = np.random.default_rng(3)
-    x0, y0, x1, y1 = b.bounds
-    lon, lat = rng.uniform(x0, x1, 50_000), rng.uniform(y0, y1, 50_000)
+    x0, y0, x1, y1 = boundaries.load(area_code="310118").box[b.names.index("青浦区")]  # Qingpu and around it
+    lon, lat = rng.uniform(x0 - 0.1, x1 + 0.1, 50_000), rng.uniform(y0 - 0.1, y1 + 0.1, 50_000)
     lon[:3] = np.nan
     ours = boundaries.assign(b, lon, lat)
     points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
@@ -100,7 +100,7 @@ def test_point_in_polygon_matches_geopandas_sjoin(direct_limit: int, monkeypatch
     joined = gpd.sjoin(points, polygons, how="left", predicate="intersects")
     theirs = joined[~joined.index.duplicated(keep="first")]["i"].fillna(-1).astype(int).to_numpy()
     assert (ours == theirs).all()
-    assert (ours == 0).sum() > 1000 and (ours == -1).sum() > 1000
+    assert (ours == b.names.index("青浦区")).sum() > 1000 and len(set(ours.tolist())) >= 8
 
 
 ADDRESSES = [
@@ -252,3 +252,118 @@ def test_duplicates_by_bucket_equal_the_whole_input_search(tmp_path: Path) -> No
     assert sorted(positions[kinds == 1].tolist()) == np.flatnonzero(exact).tolist()
     assert sorted(positions[kinds == 2].tolist()) == np.flatnonzero(near).tolist()
     assert exact.sum() >= 100 and near.sum() > 1000
+
+
+SHANGHAI = ("黄浦区", "徐汇区", "长宁区", "静安区", "普陀区", "虹口区", "杨浦区", "闵行区", "宝山区", "嘉定区",
+            "浦东新区", "金山区", "松江区", "青浦区", "奉贤区", "崇明区")  # fmt: skip
+
+
+def test_bundled_boundaries_cover_shanghai_and_the_area_is_chosen_by_code(tmp_path: Path) -> None:
+    """The bundled outlines are the 16 districts of Shanghai (and the 8 county-level
+    divisions around the city), finer than the old ones (Qingpu: 79 vertices); the area
+    code chooses the deployment's area among them."""
+    import shapely
+
+    qingpu = boundaries.load()
+    assert qingpu.area_code == "310118" and qingpu.area_names == ("青浦区",)
+    assert shapely.get_num_coordinates(qingpu.polygons[qingpu.names.index("青浦区")]) == 940
+    assert boundaries.load(area_code="310000").area_names == SHANGHAI
+    assert boundaries.load(area_code="320500").area_names == ("吴江区", "昆山市", "太仓市")  # Suzhou's, of those here
+    for code, message in (("3101", "six digits"), ("110000", "no polygon has the area code 110000")):
+        with pytest.raises(ValueError, match=message):
+            boundaries.load(area_code=code)
+    # A deployment's own file without adcodes is its area as a whole; an area code needs them.
+    own = tmp_path / "streets.geojson"
+    own.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "x"}, '
+                   '"geometry": {"type": "Polygon", "coordinates": [[[121, 31], [121.1, 31], [121, 31.1], '
+                   '[121, 31]]]}}]}')  # fmt: skip
+    assert boundaries.load(own).area_names == ("x",)
+    with pytest.raises(ValueError, match=r"streets\.geojson: the area code 310118 needs an 'adcode' column"):
+        boundaries.load(own, "310118")
+    # Shipped to the executors, the area comes along.
+    shipped = boundaries.from_wkb(*boundaries.to_wkb(qingpu))
+    assert shipped.area_names == ("青浦区",) and shipped.area_code == "310118"
+
+
+def verify_records(addresses: list[object], points: list[tuple[str, str]], area: boundaries.Boundaries,
+                   batch_system: str | None = "WGS-84") -> list[dict[str, object]]:  # fmt: skip
+    import pyarrow as pa
+
+    from govops.spatial import verify
+
+    n = len(points)
+    table = pa.table({"record_id": [f"R{i}" for i in range(n)], "lon_raw": [p[0] for p in points],
+                      "lat_raw": [p[1] for p in points], "address": pa.array(addresses, pa.string()),
+                      "ref_lon": pa.nulls(n, pa.float64()), "ref_lat": pa.nulls(n, pa.float64())})  # fmt: skip
+    rules = checks.Rules(area_bounds=area.bounds)
+    out, _ = verify.verify_table(table, area, rules, batch_system=batch_system, expected_district="青浦区")
+    assert out.num_rows == n
+    return out.to_pylist()
+
+
+QINGPU_POINT = ("121.110000", "31.150000")  # 青浦区 (赵巷镇)
+PUDONG_POINT = ("121.500000", "31.240000")  # 浦东新区 (陆家嘴)
+
+
+def test_points_elsewhere_in_the_city_are_named_and_outside_only_the_area() -> None:
+    addresses = ["上海市青浦区赵巷镇业辉路1号", "上海市浦东新区陆家嘴环路1号", "上海市青浦区赵巷镇业辉路1号"]
+    points = [QINGPU_POINT, PUDONG_POINT, PUDONG_POINT]
+    qingpu = verify_records(addresses, points, boundaries.load(area_code="310118"))
+    assert [r["district_found"] for r in qingpu] == ["青浦区", "浦东新区", "浦东新区"]
+    assert [r["reasons"] for r in qingpu] == ["", "OUTSIDE_AREA", "OUTSIDE_AREA;WRONG_DISTRICT"]
+    city = verify_records(addresses, points, boundaries.load(area_code="310000"))
+    assert [r["reasons"] for r in city] == ["", "", "WRONG_DISTRICT"]
+
+
+@pytest.mark.parametrize(("texts", "named"), [
+    ([None, None, None], ["", "", ""]),  # all null (what the job gives when the input has no address column)
+    (["上海市青浦区朱家角镇漕平路", "夏阳街道公园路", ""], ["青浦区", "", ""]),  # no house number, no digit at all
+    (["上海市青浦区朱家角镇漕平路１２号", "青浦区徐泾镇徐泾北路８８－２号", "崧泽大道　９０００　号"],
+     ["青浦区", "青浦区", ""]),  # full-width digits
+    ([], []),
+], ids=["all-null", "no-house-number", "full-width-digits", "empty"])  # fmt: skip
+def test_addresses_without_an_ascii_digit_verify(texts: list[object], named: list[str]) -> None:
+    """A chunk in which no address holds an ASCII digit used to crash (IndexError in
+    address._heads); every retry failed the same way."""
+    rows = verify_records(texts, [QINGPU_POINT] * len(texts), boundaries.load())
+    assert [r["district_named"] for r in rows] == named
+    assert [r["outcome"] for r in rows] == ["verified"] * len(texts)
+    assert [r["address"] for r in rows] == texts  # the source's text, as it was
+
+
+def test_full_width_digits_parse_as_ascii_ones() -> None:
+    import pyarrow as pa
+
+    wide = ["上海市青浦区朱家角镇漕平路１２号", None, "青浦区徐泾镇徐泾北路８８－２号",
+            "上海市青浦区崧泽大道　９０００　号", "上海青浦区华新镇华新路6号"]  # fmt: skip
+    narrow = ["上海市青浦区朱家角镇漕平路12号", None, "青浦区徐泾镇徐泾北路88-2号", "上海市青浦区崧泽大道9000号",
+              "上海青浦区华新镇华新路6号"]  # fmt: skip
+    sliced = pa.array(["Ａ", *wide, "１"]).slice(1, len(wide))
+    assert address.parse(pd.Series(wide, dtype=object)).equals(address.parse(pd.Series(narrow, dtype=object)))
+    assert address.standard_forms(sliced).to_pylist() == ["朱家角镇漕平路12号", "", "徐泾镇徐泾北路88-2号",
+                                                          "崧泽大道9000号", "华新镇华新路6号"]  # fmt: skip
+    assert address.districts(sliced).to_pylist() == ["青浦区", "", "青浦区", "青浦区", "青浦区"]
+    # Only the full-width ASCII forms change; the ideographic space is left to the parse.
+    assert address._halfwidth(sliced).to_pylist() == [narrow[0], None, narrow[2], "上海市青浦区崧泽大道　9000　号",
+                                                      narrow[4]]  # fmt: skip
+    plain = pa.array(narrow)
+    assert address._halfwidth(plain) is plain  # nothing to change: no copy
+
+
+def test_a_batch_whose_system_cannot_be_checked_is_not_verified() -> None:
+    """Without a reference a GCJ-02 batch sits about 500 m off and nothing can tell: no
+    record is called verified, and each says why."""
+    from govops.spatial import report
+
+    gcj = [f"{x:.6f}" for x in coords.wgs84_to_gcj02(121.11, 31.15)]
+    points = [(gcj[0], gcj[1]), (QINGPU_POINT[1], QINGPU_POINT[0]), ("121.11", "31.15"), ("", "")]
+    rows = verify_records(["青浦区赵巷镇业辉路1号"] * 4, points, boundaries.load(), batch_system=None)
+    assert [(r["outcome"], r["reasons"]) for r in rows] == [
+        ("crs_not_checked", "CRS_NOT_CHECKED"), ("corrected", "SWAPPED;CRS_NOT_CHECKED"),
+        ("field_verification", "LOW_PRECISION;CRS_NOT_CHECKED"), ("field_verification", "MISSING")]  # fmt: skip
+    assert checks.REASONS["CRS_NOT_CHECKED"] == "CRS not checked: no reference"
+    assert checks.mask_outcome(checks.CAVEAT_BITS) == "crs_not_checked" and checks.mask_outcome(0) == "verified"
+    text = report.system_text({"crs_checked": False, "crs_note": "CRS not checked: no reference (no standard "
+                                                                "address library)", "batch_system": None})  # fmt: skip
+    assert "<b id=system>CRS not checked: no reference (no standard address library)</b>" in text
+    assert "Most likely" not in text

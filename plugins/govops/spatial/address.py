@@ -34,10 +34,10 @@ LEVELS: dict[str, str] = {
 }
 
 
-def _levels(addresses: Any, levels: int, wanted: tuple[str, ...] = tuple(LEVELS)) -> dict[str, Any]:
+def _levels(text: Any, levels: int, wanted: tuple[str, ...] = tuple(LEVELS)) -> dict[str, Any]:
     """Arrow string arrays of the ``wanted`` ones of the first ``levels`` levels ("" where
-    absent), each distinct address parsed once: records repeat their addresses, and the
-    regex is the cost.
+    absent) of ``text`` (addresses through :func:`_arrow`, or views of them), each distinct
+    address parsed once: records repeat their addresses, and the regex is the cost.
 
     Each level's span comes from how much of the text the pattern up to it consumes
     (a regex replace with no capture groups, which RE2 runs as a DFA: ten times faster
@@ -47,8 +47,9 @@ def _levels(addresses: Any, levels: int, wanted: tuple[str, ...] = tuple(LEVELS)
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    encoded = pc.dictionary_encode(_arrow(addresses))
-    text = pc.replace_substring_regex(pc.fill_null(encoded.dictionary.cast(pa.string()), ""), r"\s+", "")
+    encoded = pc.dictionary_encode(text)
+    # RE2's \s is ASCII: the ideographic space (U+3000) is named.
+    text = pc.replace_substring_regex(pc.fill_null(encoded.dictionary.cast(pa.string()), ""), r"[\s\x{3000}]+", "")
     names = list(LEVELS)[:levels]
     total = pc.binary_length(text).to_numpy(zero_copy_only=False)
     ends = [np.zeros(len(text), dtype=np.int64)]
@@ -71,13 +72,44 @@ def _levels(addresses: Any, levels: int, wanted: tuple[str, ...] = tuple(LEVELS)
     return {name: pc.fill_null(pc.take(out[name], encoded.indices), "") for name in names if name in wanted}
 
 
-def _arrow(addresses: Any) -> Any:  # -> pyarrow Array
-    """Addresses as one Arrow array, from Arrow, pandas or a list (None kept)."""
+def _arrow(addresses: Any) -> Any:  # -> pyarrow string Array
+    """Addresses as one Arrow string array, from Arrow, pandas or a list (None kept), with
+    full-width forms made ASCII (:func:`_halfwidth`): the one normalizer every parse uses."""
     import pyarrow as pa
 
     if isinstance(addresses, pa.ChunkedArray):
-        return addresses.combine_chunks()
-    return addresses if isinstance(addresses, pa.Array) else pa.array(list(addresses), pa.string(), from_pandas=True)
+        addresses = addresses.combine_chunks()
+    if not isinstance(addresses, pa.Array):
+        addresses = pa.array(list(addresses), pa.string(), from_pandas=True)
+    return _halfwidth(addresses if addresses.type == pa.string() else addresses.cast(pa.string()))
+
+
+def _halfwidth(text: Any) -> Any:  # -> pyarrow string Array
+    """The full-width ASCII forms (U+FF01-FF5E: １２号, １－３号, Ａ座) as ASCII, as NFKC maps
+    them: Chinese input methods type house numbers that way, and the patterns' digits are
+    ASCII. Each is three UTF-8 bytes (EF BC 81-BF, EF BD 80-9E) becoming one, found with one
+    byte comparison (no CJK ideograph starts with EF); text without any is returned as is."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
+    if text.buffers()[2] is None or not len(text) or offsets[-1] == offsets[0]:
+        return text
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    at = np.flatnonzero(data[:-2] == 0xEF)
+    second, third = data[at + 1], data[at + 2]
+    wide = ((second == 0xBC) & (third >= 0x81)) | ((second == 0xBD) & (third <= 0x9E))
+    if not wide.any():
+        return text
+    at, second, third = at[wide], second[wide], third[wide]
+    out = data.copy()
+    out[at] = np.where(second == 0xBC, third - 0x60, third - 0x20)  # U+FF01 - 0xFEE0 = U+0021
+    keep = np.ones(len(data), dtype=bool)
+    keep[at + 1] = keep[at + 2] = False
+    relative = offsets - offsets[0]
+    new_offsets = (relative - 2 * np.searchsorted(at, relative)).astype(np.int32)
+    result = pa.StringArray.from_buffers(len(text), pa.py_buffer(new_offsets), pa.py_buffer(out[keep].tobytes()))
+    return pc.if_else(pc.is_null(text), pa.scalar(None, pa.string()), result) if text.null_count else result
 
 
 def _spans(text: Any, start: NDArray, stop: NDArray) -> Any:  # -> pyarrow string Array
@@ -119,7 +151,7 @@ def parse(addresses: pd.Series) -> pd.DataFrame:
     """One column per level; empty string where absent."""
     import pandas as pd
 
-    levels = _levels(addresses.astype(object), len(LEVELS))
+    levels = _levels(_arrow(addresses.astype(object)), len(LEVELS))
     return pd.DataFrame({name: part.to_numpy(zero_copy_only=False) for name, part in levels.items()},
                         index=addresses.index)  # fmt: skip
 
@@ -129,22 +161,21 @@ def districts(addresses: Any) -> Any:  # -> pyarrow string Array
     the text before its first digit: no district or street name has one, and those heads
     (上海市青浦区朱家角镇沪青平公路) repeat far more than whole addresses do, so each is parsed
     once. Only the levels down to the street are matched; the rest would only cost time."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = pc.fill_null(_arrow(addresses).cast(pa.string()), "")
+    text = pc.fill_null(_arrow(addresses), "")
     return _levels(_heads(text), 4, ("city", "district", "street"))["district"]
 
 
 def _heads(text: Any) -> Any:  # -> pyarrow string_view Array
-    """Each text up to its first ASCII digit, as views (hashing them, to parse each head
-    once, is cheap)."""
+    """Each text up to its first ASCII digit (the whole text when it has none), as views
+    (hashing them, to parse each head once, is cheap)."""
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
     stop = np.diff(offsets).astype(np.int64)
-    if text.buffers()[2] is not None:
-        data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
-        digit = np.flatnonzero((data >= 0x30) & (data <= 0x39))
-        digit = digit[(digit >= offsets[0]) & (digit < offsets[-1])]
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
+    digit = np.flatnonzero((data >= 0x30) & (data <= 0x39))
+    digit = digit[(digit >= offsets[0]) & (digit < offsets[-1])] if len(offsets) else digit[:0]
+    if len(digit):
         row = np.searchsorted(offsets, digit, side="right") - 1
         first = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
         stop[row[first]] = digit[first] - offsets[row[first]]
@@ -156,7 +187,7 @@ def standard_forms(addresses: Any) -> Any:  # -> pyarrow string Array
     门牌 within a district, to compare with the standard address library."""
     import pyarrow.compute as pc
 
-    levels = _levels(addresses, len(LEVELS), ("street", "road", "house_number"))
+    levels = _levels(_arrow(addresses), len(LEVELS), ("street", "road", "house_number"))
     return pc.binary_join_element_wise(levels["street"], levels["road"], levels["house_number"], "")
 
 

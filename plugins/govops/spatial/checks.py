@@ -5,8 +5,12 @@ per-row Python on the hot path. A record's reason codes are the checks it fails;
 outcome is what the service does about them:
 
 - ``verified``: no reason.
+- ``crs_not_checked``: no reason of its own, but the batch's coordinate system could not be
+  checked (no record matched a standard address): a GCJ-02 batch would look the same,
+  about 500 m off, so such a record is not called verified.
 - ``corrected``: every reason has a safe automatic fix (swapped coordinates restored, a
-  batch recorded in GCJ-02 or BD-09 converted to WGS-84) and the fixed point passes.
+  batch recorded in GCJ-02 or BD-09 converted to WGS-84) and the fixed point passes
+  (``CRS_NOT_CHECKED`` among its reasons when the batch's system could not be checked).
 - ``field_verification`` (外业核实): anything else; a person has to go and look.
 """
 
@@ -31,13 +35,18 @@ REASONS = {
     "SWAPPED": "latitude and longitude swapped",
     "LOW_PRECISION": "fewer decimals than the survey standard asks for",
     "CRS_SHIFTED": "recorded in GCJ-02 or BD-09, not WGS-84 (detected for the whole batch)",
-    "OUTSIDE_AREA": "the point falls in no boundary polygon of the deployment",
+    "CRS_NOT_CHECKED": "CRS not checked: no reference",
+    "OUTSIDE_AREA": "the point falls outside the deployment's area (its administrative code's polygons)",
     "WRONG_DISTRICT": "the point falls in another district than its address names",
     "FAR_FROM_ADDRESS": "the point is far from its standard address's reference point",
     "DUPLICATE": "the same coordinates as an earlier record",
     "NEAR_DUPLICATE": "within the tolerance of an earlier record's point",
 }
 AUTO_FIXABLE = {"SWAPPED", "CRS_SHIFTED"}
+# Said of the whole batch, not found in the record: it keeps a record from being verified,
+# and is no anomaly of the record's (the anomaly list leaves it out).
+CAVEATS = {"CRS_NOT_CHECKED"}
+CAVEAT_BITS = sum(1 << bit for bit, code in enumerate(REASONS) if code in CAVEATS)
 
 
 @dataclass(frozen=True)
@@ -261,9 +270,10 @@ def mask_reasons(mask: int) -> list[str]:
 
 def mask_outcome(mask: int) -> str:
     reasons = mask_reasons(mask)
-    if not reasons:
-        return "verified"
-    return "corrected" if all(code in AUTO_FIXABLE for code in reasons) else "field_verification"
+    problems = [code for code in reasons if code not in CAVEATS]
+    if not problems:
+        return "crs_not_checked" if reasons else "verified"
+    return "corrected" if all(code in AUTO_FIXABLE for code in problems) else "field_verification"
 
 
 def labels(mask: NDArray[np.uint16]) -> tuple[Any, Any]:

@@ -216,7 +216,7 @@ class Job:
     input_uri: str
     columns: Columns
     rules: dict[str, Any]
-    batch_system: str
+    batch_system: str | None  # None: not checked (no reference)
     district: str | None
     buckets: int
     verified_uri: str
@@ -332,7 +332,7 @@ def verify_chunk(chunk: Chunk, job: Job, area: boundaries.Boundaries, library: L
                  duplicate_positions: NDArray, duplicate_kinds: NDArray) -> dict[str, Any]:  # fmt: skip
     """Every check on the chunk, its parts of the verified and anomaly datasets written;
     returns its figures."""
-    import pyarrow.compute as pc
+    import pyarrow as pa
 
     task_threads()
     table = records(job.input_uri, chunk, job.columns, library)
@@ -346,7 +346,7 @@ def verify_chunk(chunk: Chunk, job: Job, area: boundaries.Boundaries, library: L
                                     expected_district=job.district, exact=exact, near=near)  # fmt: skip
     name = f"part-{chunk.index:05d}.parquet"
     write_part(job.verified_uri, name, out)
-    problems = out.filter(pc.not_equal(out["reasons"], ""))
+    problems = out.filter(pa.array((mask & ~np.uint16(checks.CAVEAT_BITS)) != 0))  # a batch's caveat is no anomaly
     if problems.num_rows or chunk.index == 0:  # chunk 0 always writes: the dataset has a schema even if empty
         write_part(job.anomalies_uri, name, problems)
     distance = out["distance_to_reference_m"].drop_null().to_numpy()

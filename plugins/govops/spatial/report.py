@@ -20,6 +20,7 @@ MAP_POINTS = 20_000  # a sample is enough to see where problems are
 REASONS_ZH = {
     "MISSING": "坐标缺失", "NON_NUMERIC": "坐标非数值", "OUT_OF_RANGE": "坐标越界", "PLACEHOLDER": "占位坐标",
     "SWAPPED": "经纬度颠倒", "LOW_PRECISION": "精度不足", "CRS_SHIFTED": "坐标系偏移(非WGS-84)",
+    "CRS_NOT_CHECKED": "坐标系未核验(无参照)",
     "OUTSIDE_AREA": "不在辖区范围内", "WRONG_DISTRICT": "与地址所属区县不符", "FAR_FROM_ADDRESS": "偏离标准地址",
     "DUPLICATE": "重复坐标", "NEAR_DUPLICATE": "近似重复坐标",
 }  # fmt: skip
@@ -33,15 +34,20 @@ def map_image(records: pd.DataFrame, area: boundaries.Boundaries) -> str:
     import shapely
 
     fig, ax = plt.subplots(figsize=(7, 7))
-    for polygon in area.polygons:
+    inside = area.in_area or (True,) * len(area.names)
+    for polygon, in_area in zip(area.polygons, inside, strict=True):  # the deployment's area darker
         for part in getattr(polygon, "geoms", [polygon]):
             x, y = shapely.get_coordinates(part.exterior).T
-            ax.plot(x, y, color="#555", linewidth=0.8)
+            ax.plot(x, y, color="#333" if in_area else "#bbb", linewidth=1.0 if in_area else 0.6)
     placed = records[records["lon"].notna()]
     if len(placed) > MAP_POINTS:
         placed = placed.sample(MAP_POINTS, random_state=0)
     ok = placed["outcome"] == "verified"
     ax.scatter(placed.loc[ok, "lon"], placed.loc[ok, "lat"], s=2, color="#2b7bba", label="verified")
+    unchecked = placed["outcome"] == "crs_not_checked"
+    if unchecked.any():
+        ax.scatter(placed.loc[unchecked, "lon"], placed.loc[unchecked, "lat"], s=2, color="#999",
+                   label="CRS not checked")  # fmt: skip
     fixed = placed["outcome"] == "corrected"
     ax.scatter(placed.loc[fixed, "lon"], placed.loc[fixed, "lat"], s=6, color="#fdae61", label="corrected")
     bad = placed["outcome"] == "field_verification"
@@ -70,6 +76,22 @@ def distance_histogram(records: pd.DataFrame) -> str:
     return png_data_uri(fig)
 
 
+def system_text(out: dict[str, Any]) -> str:
+    """What the report says of the batch's coordinate system: detected with its evidence,
+    or not checked, and why."""
+    e = html.escape
+    evidence = out.get("system_evidence") or {}
+    if not out.get("crs_checked", bool(evidence)):
+        note = out.get("crs_note") or "CRS not checked: no reference"
+        return (f"<p><b id=system>{e(note)}</b>. 坐标系未核验：没有可对照的标准地址。The batch is taken as recorded "
+                f"(WGS-84); a batch in GCJ-02 would sit about 500 m off and look the same, so no record is "
+                f"called verified.</p>")  # fmt: skip
+    shift = evidence.get("shift_m")
+    matched = f"({evidence['matched']:,} of {evidence['compared']:,} records within 30 m of their reference)"
+    offset = f"Median offset from the references: {shift[0]:,.0f} m east, {shift[1]:,.0f} m north." if shift else ""
+    return f"<p>Most likely <b id=system>{e(out.get('batch_system') or 'WGS-84')}</b> {matched}. {offset}</p>"
+
+
 def render(manifest: dict[str, Any], records: pd.DataFrame, area: boundaries.Boundaries) -> str:
     e = html.escape
     out = manifest["outputs"][0]
@@ -85,8 +107,10 @@ def render(manifest: dict[str, Any], records: pd.DataFrame, area: boundaries.Bou
     errors = evidence.get("median_error_m", {})
     system_rows = "".join(f"<tr><td>{e(s)}</td><td class=n>{errors[s]:,.1f}</td></tr>" for s in coords.SYSTEMS
                           if s in errors)  # fmt: skip
-    shift = evidence.get("shift_m")
     run = manifest["run"]
+    unchecked_row = ("<tr><td>CRS not checked: no reference 坐标系未核验(无参照)</td>"
+                     f"<td class=n id=crs_not_checked>{outcomes['crs_not_checked']:,}</td></tr>\n"
+                     if outcomes.get("crs_not_checked") else "")  # fmt: skip
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>空间地理数据核实报告 {e(out['dataset'])}</title>
 <style>body{{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:2em;color:#222}}
@@ -96,16 +120,13 @@ th{{background:#f3f3f3}} td.n{{text-align:right}} img{{max-width:100%}}</style><
 <p>Run {e(run['run_id'])} of {e(run['dag_id'])}; {total:,} records (coordinate points) checked.</p>
 <table><tr><th>outcome</th><th>records</th></tr>
 <tr><td>verified 核实通过</td><td class=n id=verified>{outcomes.get('verified', 0):,}</td></tr>
-<tr><td>corrected 自动纠正</td><td class=n id=corrected>{outcomes.get('corrected', 0):,}</td></tr>
+{unchecked_row}<tr><td>corrected 自动纠正</td><td class=n id=corrected>{outcomes.get('corrected', 0):,}</td></tr>
 <tr><td>field verification 需外业核实</td><td class=n id=field>{outcomes.get('field_verification', 0):,}</td></tr>
 </table>
 <h2>Reasons</h2>
 <table><tr><th>code</th><th>原因</th><th>meaning</th><th>records</th></tr>{reason_rows}</table>
 <h2>Coordinate system of the batch</h2>
-<p>Most likely <b id=system>{e(out.get('batch_system', 'WGS-84'))}</b>
-{f"({evidence.get('matched', 0):,} of {evidence.get('compared', 0):,} records within 30 m of their reference)"
- if evidence else "(no records with a standard address to compare)"}.
-{f"Median offset from the references: {shift[0]:,.0f} m east, {shift[1]:,.0f} m north." if shift else ""}</p>
+{system_text(out)}
 <table><tr><th>if recorded in</th><th>median distance to the reference, m</th></tr>{system_rows}</table>
 <h2>Map</h2><img alt="checked points over the boundaries" src="{map_image(records, area)}">
 <h2>Distances to the reference points</h2><img alt="histogram" src="{distance_histogram(records)}">
@@ -145,7 +166,8 @@ def publish(manifest: dict[str, Any], lake_root: str) -> dict[str, str]:
     out = manifest["outputs"][0]
     filesystem, path = pafs.FileSystem.from_uri(out["uri"])
     records = pq.ParquetDataset(path, filesystem=filesystem).read().to_pandas()
-    area = boundaries.load()
+    # The job's boundaries and area (older manifests: the configured ones).
+    area = boundaries.load(Path(out["boundaries"]) if out.get("boundaries") else None, out.get("area_code"))
     folder = f"{lake_root.rstrip('/')}/reports/spatial/{out['dataset']}/{_safe(manifest['run']['run_id'])}"
     target_fs, base = pafs.FileSystem.from_uri(folder)
     target_fs.create_dir(base, recursive=True)

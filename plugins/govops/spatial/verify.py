@@ -37,18 +37,20 @@ def output_schema() -> Any:  # -> pyarrow.Schema
 
 
 def locate(
-    lon_raw: Any, lat_raw: Any, rules: checks.Rules, batch_system: str
+    lon_raw: Any, lat_raw: Any, rules: checks.Rules, batch_system: str | None
 ) -> tuple[NDArray, NDArray, NDArray[np.bool_], dict[str, NDArray[np.bool_]]]:
     """(lon, lat, usable, flags): the WGS-84 point after automatic fixes (swaps restored,
     the batch's system converted; NaN where unusable) and the point checks' flags.
-    ``batch_system`` is what the whole batch was detected to be recorded in."""
+    ``batch_system`` is what the whole batch was detected to be recorded in; None when it
+    could not be checked (no reference): taken as recorded, and every usable point says so."""
     lon, lat, flags = checks.point_checks(checks.parse(lon_raw, lat_raw), rules)
     usable = ~np.logical_or.reduce([flags[code] for code in UNUSABLE])
-    shifted = usable & (batch_system != "WGS-84")
+    shifted = usable & (batch_system not in (None, "WGS-84"))
     if shifted.any():
-        wlon, wlat = coords.to_wgs84(lon, lat, batch_system)
+        wlon, wlat = coords.to_wgs84(lon, lat, str(batch_system))
         lon, lat = np.where(shifted, wlon, lon), np.where(shifted, wlat, lat)
     flags["CRS_SHIFTED"] = shifted
+    flags["CRS_NOT_CHECKED"] = usable & (batch_system is None)
     return np.where(usable, lon, np.nan), np.where(usable, lat, np.nan), usable, flags
 
 
@@ -57,13 +59,14 @@ def verify_table(
     area: boundaries.Boundaries,
     rules: checks.Rules,
     *,
-    batch_system: str = "WGS-84",
+    batch_system: str | None = "WGS-84",
     expected_district: str | None = None,
     exact: NDArray[np.bool_] | None = None,
     near: NDArray[np.bool_] | None = None,
 ) -> tuple[Any, NDArray[np.uint16]]:
     """(the verified records as an Arrow table of ``output_schema()``, their reason masks).
-    ``exact`` / ``near`` are the duplicate flags, found across the whole input."""
+    ``exact`` / ``near`` are the duplicate flags, found across the whole input; ``area``
+    names where each point falls, and its area (``area.in_area``) is where it should."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -72,7 +75,7 @@ def verify_table(
     where = boundaries.assign(area, lon, lat)
     names = pa.array([*area.names, ""], pa.string())
     found = pc.take(names, pa.array(np.where(where < 0, len(area.names), where)))
-    flags["OUTSIDE_AREA"] = usable & (where < 0)
+    flags["OUTSIDE_AREA"] = usable & ~area.inside_area(where)
     named = address.districts(table["address"])
     expected = pc.if_else(pc.equal(named, ""), expected_district or "", named)
     differs = pc.and_(pc.not_equal(expected, ""), pc.not_equal(found, expected)).to_numpy(zero_copy_only=False)
