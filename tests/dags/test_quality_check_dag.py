@@ -1,11 +1,14 @@
 """The quality_check DAG under real Airflow, Spark and PostgreSQL: exact anomaly counts on
 sample data with injected defects in batch and stream modes, the check log, the anomaly
 list and its exports, the report and the data docs (opened in headless Chromium), the
-gate that stops promotion, and metering once per table (batch) or per record (stream)."""
+gate that stops promotion, and metering once per table (batch) or per record (stream), only
+once the outputs exist. A rule on a column the data lacks is an error in every output; the
+full anomaly list is only in the data owner's zone, the report shows a masked view."""
 
 from __future__ import annotations
 
 import json
+import stat
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -49,7 +52,35 @@ def _expected(defects: DefectCounts) -> dict[str, int]:
     }
 
 
-def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: str) -> None:
+def _suites_with_a_missing_column(folder: Path) -> None:
+    """The bundled persons suite plus a rule on a column the data does not have."""
+    from govops.quality import suites
+
+    folder.mkdir()
+    document = json.loads((suites.SUITES_DIR / f"{SUITE}.json").read_text(encoding="utf-8"))
+    document["expectations"].append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "email"},
+                                     "meta": {"dimension": "completeness", "rule": "email_given"},
+                                     "severity": "warning"})  # fmt: skip
+    (folder / f"{SUITE}.json").write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    (folder / "code_tables").symlink_to(suites.SUITES_DIR / "code_tables")
+
+
+def _text_of(folder: Path) -> str:
+    """Every file's text under ``folder``, spreadsheets' cells included."""
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.suffix == ".xlsx":
+            found += [str(v) for row in openpyxl.load_workbook(path).active.iter_rows(values_only=True) for v in row]
+        else:
+            found.append(path.read_text(encoding="utf-8", errors="replace"))
+    return "\n".join(found)
+
+
+def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("GOVOPS_RETRY_DELAY_SECONDS", "0")
+    monkeypatch.setenv("GOVOPS_QUALITY_SUITES_DIR", str(isolated_env.parent / "suites"))
+    _suites_with_a_missing_column(isolated_env.parent / "suites")
     frames = build_frames(SampleConfig(seed=7, persons=800))
     _write(isolated_env, frames.persons, "part-0.parquet", {"run": "extract-1"})
     engine = create_engine(ledger_url)
@@ -57,8 +88,19 @@ def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: st
     engine.dispose()
     conf = {"suite": SUITE, "work_order_id": "WO-Q-BATCH", "mode": "batch"}
     when = datetime(2026, 8, 1, tzinfo=UTC)
+    usage = "SELECT service_item_code, unit, quantity, records FROM govops.usage_event WHERE dag_id = 'quality_check'"
 
-    result = run_dag("quality_check", conf=conf, logical_date=when)
+    # The report cannot be written (a file where its folder goes): the check ran, but with no
+    # report there is no check log and no usage.
+    blocker = isolated_env / "reports" / "quality" / SUITE
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("in the way")
+    failed = run_dag("quality_check", conf=conf, logical_date=when)
+    assert failed.task_states["check"] == "success" and failed.task_states["publish"] == "failed"
+    assert rows(ledger_url, usage) == [] and rows(ledger_url, "SELECT 1 FROM govops.quality_check_run") == []
+    blocker.unlink()
+
+    result = run_dag("quality_check", conf=conf, logical_date=when)  # the same run again, as a clear would
     # Invalid ID numbers are a severity-fail rule: the gate stops, nothing is promoted.
     assert result.task_states["check"] == "success" and result.task_states["publish"] == "success"
     assert result.task_states["gate"] == "failed" and result.task_states["promote"] == "upstream_failed"
@@ -68,38 +110,53 @@ def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: st
                                       JOIN govops.quality_check_run c ON c.id = r.check_run_id"""))
     expected = _expected(SampleConfig().defects)
     assert {rule: n for rule, n in logged.items() if n} == expected
-    assert len(logged) == 14
+    assert len(logged) == 15
+    # The rule on a missing column: failed, with its error, in the check log.
+    error = "no column(s) email in the data"
+    assert rows(ledger_url, "SELECT rule, success, error FROM govops.quality_check_result WHERE error IS NOT NULL"
+                ) == [("email_given", False, error)]  # fmt: skip
     [(checked, status, anomaly_rows, report_uri, docs_uri)] = rows(
         ledger_url,
         "SELECT rows_checked, status, anomaly_rows, report_uri, data_docs_uri FROM govops.quality_check_run",
     )
     assert checked == len(frames.persons) and status == "fail"
-    usage = "SELECT service_item_code, unit, quantity, records FROM govops.usage_event WHERE dag_id = 'quality_check'"
     assert rows(ledger_url, usage) == [("07", "table", 1, len(frames.persons))]
 
-    # The anomaly list: one row per failing record and rule, exported for the data owner.
-    folder = Path(report_uri.removeprefix("file://")).parent
-    listed = pd.read_csv(folder / "anomalies.csv", encoding="utf-8-sig")
-    assert listed.groupby("rule").size().to_dict() == expected
+    # The full anomaly list: one row per failing record and rule, and one for the rule that
+    # could not run, in the data owner's zone only, readable by its owner only.
+    owner = isolated_env / "owner" / "public_security" / "quality" / SUITE
+    [full_csv] = owner.glob("exports/*/anomalies.csv")
+    listed = pd.read_csv(full_csv, encoding="utf-8-sig", dtype={"record.id_number": str, "value": str})
+    assert listed.groupby("rule").size().to_dict() == {**expected, "email_given": 1}
+    assert listed.loc[listed["rule"] == "email_given", "reason"].tolist() == [f"rule error: {error}"]
     assert {"record.id", "record.name", "record.id_number", "dimension", "severity", "reason"} <= set(listed.columns)
+    assert anomaly_rows == len({r["record.id"] for _, r in listed.iterrows() if r["rule"] != "email_given"})
+    assert all(stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600) for p in owner.rglob("*"))
+    # The report's exports: the same rows, ID and phone numbers masked.
+    folder = Path(report_uri.removeprefix("file://")).parent
+    masked = pd.read_csv(folder / "anomalies.csv", encoding="utf-8-sig", dtype={"record.id_number": str})
+    assert masked.groupby("rule").size().to_dict() == {**expected, "email_given": 1}
     sheet = list(openpyxl.load_workbook(folder / "anomalies.xlsx").active.iter_rows(values_only=True))
-    assert len(sheet) == 1 + sum(expected.values())
-    assert anomaly_rows == len({(r["record.id"]) for _, r in listed.iterrows()})
+    assert len(sheet) == 1 + sum(expected.values()) + 1
+    sentinels = [v for v in listed["record.id_number"].dropna() if len(v) == 18][:20]
+    phones = [v for v in listed.loc[listed["column"] == "phone", "value"].dropna()][:5]
+    assert sentinels and phones and sentinels[0] in _text_of(owner)
+    shown = _text_of(folder)
+    assert not [v for v in sentinels + phones if v in shown]
+    assert all(v[:6] + "********" + v[-4:] in shown for v in sentinels)
 
     # The report and the data docs, in a browser.
     page = render(report_uri)
     assert "public_security_persons.ingestion" in page.text and "不通过" in page.text
+    assert "1 rule(s) could not run" in page.text and f"错误 error: {error}" in page.text
     assert [i.alt for i in page.images] == ["score per dimension", "trend", "top failing rules"]
     assert all(i.natural_width and i.natural_width > 300 for i in page.images)
     assert_screenshot_not_blank(page.screenshot)
     docs = render(docs_uri)
     assert "expect_column_values_to_be_valid_resident_id" in docs.text or "valid resident id" in docs.text
     assert "Failed" in docs.text or "failed" in docs.text
+    assert error in docs.text  # the rule that could not run, as GX renders an error
     assert_screenshot_not_blank(docs.screenshot)
-
-    # A re-run of the same run meters nothing twice and keeps one check log row.
-    run_dag("quality_check", conf=conf, logical_date=when)
-    assert rows(ledger_url, usage) == [("07", "table", 1, len(frames.persons))]
     assert len(rows(ledger_url, "SELECT 1 FROM govops.quality_check_run")) == 1
 
 

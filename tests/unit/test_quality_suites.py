@@ -76,6 +76,10 @@ def test_a_good_suite_and_its_rules(tmp_path: Path) -> None:
          "expectations[0].kwargs: expect_column_values_to_not_be_null"),
         (_broken(expectations__1__kwargs={"column": "id"}),
          "expectations[1].meta.rule: 'expect_column_values_to_not_be_null(id)' names two rules"),
+        (_broken(meta__govops__sensitive={"phone": {"rule": "partial", "keep_frist": 3}}),
+         "meta.govops.sensitive.phone: partial takes no keep_frist"),
+        (_broken(meta__govops__sensitive={"phone": {"rule": "hmac"}}),
+         "meta.govops.sensitive.phone: 'hmac': the report's view takes partial, generalize or nullify"),
     ],
 )  # fmt: skip
 def test_malformed_suites_are_refused_with_the_field_at_fault(tmp_path: Path, document: object, message: str) -> None:
@@ -90,6 +94,24 @@ def test_malformed_suites_are_refused_with_the_field_at_fault(tmp_path: Path, do
 def test_a_missing_suite_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(suites.SuiteError, match="cannot read the suite"):
         suites.load(tmp_path / "nope.json")
+
+
+def test_a_suite_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.ingestion.json"
+    path.write_bytes(json.dumps(GOOD, ensure_ascii=False).replace("t.ingestion", "人口").encode("gbk"))
+    with pytest.raises(suites.SuiteError) as caught:
+        suites.load(path)
+    assert str(caught.value).startswith(f"{path}: byte 10: not UTF-8 text")
+
+
+def test_suites_and_code_tables_from_one_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "code_tables").mkdir()
+    (tmp_path / "code_tables" / "gender.yaml").write_text("codes: {'1': 男, '2': 女}\n", encoding="utf-8")
+    _write(tmp_path, GOOD)
+    monkeypatch.setenv(suites.SUITES_DIR_ENV, str(tmp_path))
+    assert suites.available() == ["t.ingestion"] and suites.load("t.ingestion").path == tmp_path / "t.ingestion.json"
+    assert rules.code_tables_dir() == tmp_path / "code_tables"
+    assert rules.code_table("gender") == ("1", "2")
 
 
 def test_code_tables() -> None:
@@ -131,3 +153,20 @@ def test_score_and_status(tmp_path: Path) -> None:
     # Under the warn threshold fails too.
     low = results.score(suite, [_figure("a", "completeness", "warn", 30), _figure("b", "conformity", "warn", 0)])
     assert (low.score, low.status) == (85.0, "fail")
+
+
+def test_a_rule_that_could_not_run_is_an_error_in_the_data_docs(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    suite = suites.load(_write(tmp_path, GOOD))
+    error = "no column(s) phone in the data"
+    figures = [{**_figure(suite.rules[0].name, "completeness", "fail", 0)},
+               {**_figure(suite.rules[1].name, "conformity", "warn", 0, considered=0), "success": False,
+                "evaluated_by": "schema", "exception": error, "traceback": f"{suite.rules[1].name}: {error}"}]
+    result = results.validation_result(suite, figures, run_name="r1", run_time=datetime(2026, 8, 1, tzinfo=UTC),
+                                       batch=suite.dataset)  # fmt: skip
+    failed = result.results[1]
+    assert not failed.success and failed.exception_info == {
+        "raised_exception": True, "exception_message": error, "exception_traceback": f"{suite.rules[1].name}: {error}"}
+    page = results.build_data_docs(tmp_path / "gx", tmp_path / "site", suite, result)
+    assert error in page.read_text(encoding="utf-8")
