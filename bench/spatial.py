@@ -1,5 +1,6 @@
-"""Spatial verification at scale: N points (default 2,000,000) spread over Qingpu and its
-six neighbours' real polygons, in one run:
+"""Spatial verification at scale: N points (default 2,000,000) spread over the real
+polygons of Shanghai's 16 districts (the deployment's area: administrative code 310000),
+in one run:
 
 - the verify_spatial Spark job with 1 and with 2 cores (points/s per core, on the job's own
   timings, without the JVM start-up): every check, duplicates across the whole input and
@@ -33,16 +34,15 @@ ROADS = (
 )
 
 
-# Where each polygon's addresses start: province and city above the district.
-ABOVE = {"吴江区": "江苏省苏州市", "昆山市": "江苏省苏州市", "嘉善县": "浙江省嘉兴市"}
+AREA_CODE = "310000"  # the whole city
 WRONG_DISTRICT_SHARE = 0.02
 SMALL = 2_000  # points of the run that measures the fixed cost
 RUNS = 3
 
 
 def make_points(n: int, seed: int = 0):  # -> pandas.DataFrame
-    """New records as a verification batch holds them: points spread evenly over the seven
-    districts, each with its own address text (province and city, the district it falls
+    """New records as a verification batch holds them: points spread evenly over the 16
+    districts of Shanghai, each with its own address text (the city, the district it falls
     in, town, road and house number: about 1.2 million distinct texts in 2 million), and
     2% naming another district. Repeating one address would flatter the job, which reads
     each distinct text once; random points over the whole extent would make most records
@@ -51,19 +51,23 @@ def make_points(n: int, seed: int = 0):  # -> pandas.DataFrame
 
     from govops.spatial import boundaries
 
-    area = boundaries.load()
-    x0, y0, x1, y1 = area.bounds
+    area = boundaries.load(area_code=AREA_CODE)
+    districts_in = np.flatnonzero(area.inside_area(np.arange(len(area.names))))
+    box = np.asarray(area.box)[districts_in]
+    x0, y0, x1, y1 = (*box[:, :2].min(0), *box[:, 2:].max(0))
     rng = np.random.default_rng(seed)
     lon, lat, where = np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
-    while len(lon) < n:  # uniform over the union of the polygons
+    while len(lon) < n:  # uniform over the union of the area's polygons
         x, y = rng.uniform(x0, x1, 2 * n), rng.uniform(y0, y1, 2 * n)
         inside = boundaries.assign(area, x, y)
-        keep = inside >= 0
+        keep = area.inside_area(inside)
         lon, lat, where = (np.concatenate([a, b[keep]]) for a, b in ((lon, x), (lat, y), (where, inside)))
     lon, lat, where = lon[:n], lat[:n], where[:n]
+    # The position of each point's district among the area's, and 2% naming another one.
+    at = np.searchsorted(districts_in, where)
     wrong = rng.random(n) < WRONG_DISTRICT_SHARE
-    named = np.where(wrong, (where + rng.integers(1, len(area.names), n)) % len(area.names), where)
-    districts = np.array([ABOVE.get(d, "上海市") + d for d in area.names])[named]
+    named = districts_in[np.where(wrong, (at + rng.integers(1, len(districts_in), n)) % len(districts_in), at)]
+    districts = np.array(["上海市" + d for d in area.names])[named]
     places = np.char.add(np.char.add(np.array(TOWNS)[rng.integers(0, len(TOWNS), n)],
                                      np.array(ROADS)[rng.integers(0, len(ROADS), n)]),
                          rng.integers(1, 2000, n).astype(str))  # fmt: skip
@@ -83,7 +87,8 @@ def run_job(lake: Path, cores: int, name: str) -> dict:
            "--driver-memory", "4g", "--py-files", str(build_zip()),
            str(settings.spark_jobs_dir() / "verify_spatial.py"), "--dag-id", "bench", "--run-id", name,
            "--task-id", "verify", "--lake-root", lake.as_uri(), "--manifest", uri,
-           "--input", f"{lake.as_uri()}/raw/points", "--dataset", name, "--district", "青浦区"]  # fmt: skip
+           "--input", f"{lake.as_uri()}/raw/points", "--dataset", name, "--district", "青浦区",
+           "--area-code", AREA_CODE]  # fmt: skip
     return spark_submit(cmd, uri)
 
 
@@ -127,7 +132,7 @@ def bench_spatial(n: int) -> dict:
     marginal = (figures["job_1core_s"] - figures["fixed_1core_s"]) / (figures["job_2core_s"] - figures["fixed_2core_s"])
     print(f"scaling 1 -> 2 cores: {figures['scaling']:.2f}x; of the time beyond the small run's: {marginal:.2f}x")
 
-    area = boundaries.load()
+    area = boundaries.load(area_code=AREA_CODE)
     rules = checks.Rules(area_bounds=area.bounds)
     table = pa.Table.from_pandas(points.rename(columns={"id": "record_id", "lon": "lon_raw", "lat": "lat_raw"}),
                                  preserve_index=False)  # fmt: skip
