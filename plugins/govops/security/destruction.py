@@ -27,7 +27,7 @@ number) and kept in ``<lake>/_staging/security_destroy/<dataset>/<partition>.npy
 destruction is certified. Afterwards the whole lake is scanned, except the dataset's
 remaining partitions (they legitimately keep their own records): the min/max statistics in
 every Parquet footer (table-format statistics), every value of the Parquet files of the
-``full_scan_zones`` (default: anomalies, rejects), and every text file (CSV, JSON, JSON
+``full_scan_zones`` (default: anomalies, rejects, owner: the full quality anomaly lists), and every text file (CSV, JSON, JSON
 lines, logs, HTML reports, XML, YAML, Delta-style JSON logs with their statistics) and
 XLSX/DOCX, plus the configured log folders (e.g. Airflow task logs). Text is matched by
 whole tokens and fields (IDs, phone numbers, codes, runs of CJK characters), never by

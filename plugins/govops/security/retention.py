@@ -110,7 +110,7 @@ class RetentionConfig:
     path: Path
     policies: dict[str, RetentionPolicy]
     log_folders: tuple[str, ...] = ()
-    full_scan_zones: tuple[str, ...] = ("anomalies", "rejects")
+    full_scan_zones: tuple[str, ...] = ("anomalies", "rejects", "owner")
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def policy(self, dataset: str) -> RetentionPolicy:
@@ -229,6 +229,6 @@ def load(path: Path | None = None) -> RetentionConfig:
         lists[name] = tuple(value) if value is not None else None
     return RetentionConfig(
         path=path, policies=policies, log_folders=lists["log_folders"] or (),
-        full_scan_zones=lists["full_scan_zones"] if lists["full_scan_zones"] is not None else ("anomalies", "rejects"),
+        full_scan_zones=lists["full_scan_zones"] if lists["full_scan_zones"] is not None else ("anomalies", "rejects", "owner"),
         raw=document,
     )  # fmt: skip
