@@ -31,6 +31,7 @@ def map_image(records: pd.DataFrame, area: boundaries.Boundaries) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
     import shapely
 
     fig, ax = plt.subplots(figsize=(7, 7))
@@ -52,6 +53,14 @@ def map_image(records: pd.DataFrame, area: boundaries.Boundaries) -> str:
     ax.scatter(placed.loc[fixed, "lon"], placed.loc[fixed, "lat"], s=6, color="#fdae61", label="corrected")
     bad = placed["outcome"] == "field_verification"
     ax.scatter(placed.loc[bad, "lon"], placed.loc[bad, "lat"], s=10, color="#d7301f", label="field verification")
+    # The deployment's area and the points, not every polygon around it.
+    box = np.asarray(area.box)[area.inside_area(np.arange(len(area.names)))]
+    xs = np.concatenate([box[:, 0], box[:, 2], placed["lon"].to_numpy(float)])
+    ys = np.concatenate([box[:, 1], box[:, 3], placed["lat"].to_numpy(float)])
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    pad = 0.05 * max(x1 - x0, y1 - y0)
+    ax.set_xlim(x0 - pad, x1 + pad)
+    ax.set_ylim(y0 - pad, y1 + pad)
     ax.set_aspect(1 / 0.86)
     ax.set_xlabel("longitude (WGS-84)")
     ax.set_ylabel("latitude")
@@ -127,7 +136,8 @@ th{{background:#f3f3f3}} td.n{{text-align:right}} img{{max-width:100%}}</style><
 <table><tr><th>code</th><th>原因</th><th>meaning</th><th>records</th></tr>{reason_rows}</table>
 <h2>Coordinate system of the batch</h2>
 {system_text(out)}
-<table><tr><th>if recorded in</th><th>median distance to the reference, m</th></tr>{system_rows}</table>
+{f"<table><tr><th>if recorded in</th><th>median distance to the reference, m</th></tr>{system_rows}</table>"
+  if system_rows else ""}
 <h2>Map</h2><img alt="checked points over the boundaries" src="{map_image(records, area)}">
 <h2>Distances to the reference points</h2><img alt="histogram" src="{distance_histogram(records)}">
 </body></html>
