@@ -23,18 +23,18 @@ anywhere (backups, replicas) can never be decrypted again.
 ``fingerprint_columns`` (at least ``fingerprint_min_length`` characters) are fingerprinted
 with a keyed hash (BLAKE2b-64 under a sub-key of the data key
 ``govops-residue-fingerprints``, so the fingerprints cannot be reversed by trying every ID
-number) and kept in ``<lake>/_staging/security_destroy/<dataset>/<partition>.npy`` until the
-destruction is certified. Afterwards the whole lake is scanned, except the dataset's
+number) and kept in ``<lake>/_staging/security_destroy/<dataset>/<partition>.npy`` until
+the destruction is certified. Afterwards the whole lake is scanned, except the dataset's
 remaining partitions (they legitimately keep their own records): the min/max statistics in
 every Parquet footer (table-format statistics), every value of the Parquet files of the
-``full_scan_zones`` (default: anomalies, rejects, owner: the full quality anomaly lists), and every text file (CSV, JSON, JSON
-lines, logs, HTML reports, XML, YAML, Delta-style JSON logs with their statistics) and
-XLSX/DOCX, plus the configured log folders (e.g. Airflow task logs). Text is matched by
-whole tokens and fields (IDs, phone numbers, codes, runs of CJK characters), never by
-substrings of words. Every place a fingerprint matches is reported by location and column
-or line numbers, never by value; a destruction with residue is certified *incomplete* and
-its task fails naming the places (``DESTRUCTION_RESIDUE``). Once the residue is removed, a
-re-run certifies it complete.
+``full_scan_zones`` (default: anomalies, rejects, owner: the full quality anomaly lists),
+and every text file (CSV, JSON, JSON lines, logs, HTML reports, XML, YAML, Delta-style
+JSON logs with their statistics) and XLSX/DOCX, plus the configured log folders (e.g.
+Airflow task logs). Text is matched by whole tokens and fields (IDs, phone numbers, codes,
+runs of CJK characters), never by substrings of words. Every place a fingerprint matches
+is reported by location and column or line numbers, never by value; a destruction with
+residue is certified *incomplete* and its task fails naming the places
+(``DESTRUCTION_RESIDUE``). Once the residue is removed, a re-run certifies it complete.
 
 **Certificate.** ``<lake>/reports/security/destruction/<dataset>/<run>/certificate.json``
 and ``.html``: dataset, partitions, row counts before and after, every file's sha256, the

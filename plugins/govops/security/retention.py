@@ -229,6 +229,7 @@ def load(path: Path | None = None) -> RetentionConfig:
         lists[name] = tuple(value) if value is not None else None
     return RetentionConfig(
         path=path, policies=policies, log_folders=lists["log_folders"] or (),
-        full_scan_zones=lists["full_scan_zones"] if lists["full_scan_zones"] is not None else ("anomalies", "rejects", "owner"),
+        full_scan_zones=lists["full_scan_zones"] if lists["full_scan_zones"] is not None
+        else RetentionConfig.full_scan_zones,
         raw=document,
     )  # fmt: skip
