@@ -167,8 +167,8 @@ class Grid:
 
 
 def assign(boundaries: Boundaries, lon: NDArray, lat: NDArray) -> NDArray[np.int64]:
-    """Index of the polygon each point lies in or on (-1: none; the first polygon wins on a
-    shared border, as geopandas.sjoin keeps the first match)."""
+    """Index of the polygon each point lies in or on (-1: none; on a shared border, the
+    first polygon of the file that holds the point)."""
     import shapely
 
     ok = ~(np.isnan(lon) | np.isnan(lat))
