@@ -7,6 +7,8 @@ Tags come from one agreed list: the service class and the catalog item (``item:0
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +31,21 @@ def service_tags(item_code: str, *extra: str) -> list[str]:
     return tags
 
 
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Around a task's work: a refusal (a ``CodedError``: a refused work order, a bad spec,
+    suite or policy, schema drift…) fails the task at once. Retrying would only repeat it;
+    it needs a person. Other errors may be transient and keep their retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from govops.errors import CodedError
+
+    try:
+        yield
+    except CodedError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 def record_failure(context: Any) -> None:
     """on_failure_callback and on_retry_callback: a row per failed attempt in
     govops.task_failure (``final`` tells the last attempt from one that will be retried).
@@ -39,6 +56,7 @@ def record_failure(context: Any) -> None:
 
     log = logging.getLogger(__name__)
     try:
+        from airflow.sdk.exceptions import AirflowFailException
         from sqlalchemy import create_engine, insert
 
         from govops import settings
@@ -46,6 +64,9 @@ def record_failure(context: Any) -> None:
 
         ti = context["ti"]
         params = context.get("params") or {}
+        exception = context.get("exception")
+        # A fail-fast exception ends the task whatever tries are left: its attempt is the last.
+        last = isinstance(exception, AirflowFailException) or ti.max_tries is None or ti.try_number > ti.max_tries
         engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
         try:
             with engine.begin() as conn:
@@ -57,8 +78,8 @@ def record_failure(context: Any) -> None:
                         map_index=ti.map_index if ti.map_index is not None else -1,
                         try_number=ti.try_number,
                         work_order_id=params.get("work_order_id"),
-                        error=_describe(context.get("exception"))[:4000],
-                        final=ti.try_number > ti.max_tries if ti.max_tries is not None else True,
+                        error=_describe(exception)[:4000],
+                        final=last,
                         log_url=getattr(ti, "log_url", None),
                     )
                 )

@@ -94,7 +94,13 @@ class SparkJobOperator(SparkSubmitOperator):
             self.env_vars = {**(self.env_vars or {}), JOB_ENV: self._data_keys()}
         self.application_args = [str(x) for k, v in args.items() if v is not None for x in (f"--{k}", v)]
         self.py_files = str(build_zip())
-        super().execute(context)
+        try:
+            super().execute(context)
+        except Exception as exc:
+            failure = self._job_failure(uri, task.try_number)
+            if failure is None:
+                raise
+            raise failure from exc
 
         manifest = manifests.read(uri)
         manifests.validate(
@@ -120,6 +126,23 @@ class SparkJobOperator(SparkSubmitOperator):
             self.log.info("metered %s: %d new event(s), %d already recorded", uri, result.inserted, result.unchanged)
         manifest["manifest_uri"] = uri
         return manifest
+
+    def _job_failure(self, uri: str, try_number: int) -> Exception | None:
+        """The job's own error from this attempt's manifest, as the task's exception: a
+        refusal (the manifest says not retryable) fails at once, without retries. None when
+        the job wrote no manifest (killed, or it never started)."""
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+        try:
+            manifest = manifests.read(uri)
+        except manifests.ManifestError:
+            return None
+        if manifest.get("run", {}).get("try_number") != try_number or manifest.get("status") != "failed":
+            return None
+        lines = (manifest.get("error") or "").strip().splitlines()
+        error = manifest.get("error_message") or (lines[-1] if lines else "no error recorded")
+        message = f"Spark job {self.job} failed: {error} (manifest {uri})"
+        return AirflowException(message) if manifest.get("retryable", True) else AirflowFailException(message)
 
     def _data_keys(self) -> str:
         from airflow.sdk.log import mask_secret

@@ -88,13 +88,18 @@ def test_failed_attempts_are_recorded_and_meter_nothing(
     with engine.connect() as conn:
         failures = conn.execute(
             text(
-                "SELECT try_number, final, work_order_id FROM govops.task_failure "
+                "SELECT try_number, final, work_order_id, error FROM govops.task_failure "
                 "WHERE run_id = :r AND task_id = 'extract' ORDER BY try_number"
             ),
             {"r": result.run_id},
         ).all()
     engine.dispose()
-    assert [tuple(f) for f in failures] == [(1, False, "WO-TEST-2"), (2, False, "WO-TEST-2"), (3, True, "WO-TEST-2")]
+    # Not a refusal (a database error may pass): retried.
+    assert [tuple(f[:3]) for f in failures] == [(1, False, "WO-TEST-2"), (2, False, "WO-TEST-2"),
+                                                (3, True, "WO-TEST-2")]  # fmt: skip
+    # The job's own error, from its manifest, not only the spark-submit command line.
+    assert all(f.error.startswith("AirflowException: Spark job extract failed: ") for f in failures)
+    assert all('relation "public_security.persons" does not exist' in f.error for f in failures)
     assert usage(ledger_url, result.run_id) == []
 
 
@@ -106,10 +111,13 @@ def test_a_run_against_an_unknown_work_order_is_refused(
     assert result.state == "failed" and result.task_states["prepare"] == "failed"
     engine = create_engine(ledger_url)
     with engine.connect() as conn:
-        errors = conn.execute(
-            text("SELECT error FROM govops.task_failure WHERE run_id = :r AND task_id = 'prepare' AND final"),
+        failures = conn.execute(
+            text("SELECT try_number, final, error FROM govops.task_failure WHERE run_id = :r AND task_id = 'prepare'"),
             {"r": result.run_id},
-        ).scalars().all()
+        ).all()
     engine.dispose()
-    assert len(errors) == 1 and "WORK_ORDER_REFUSED: work order 'WO-NOBODY' is unknown" in errors[0]
+    # A refusal fails at once: one attempt, the last, no retries.
+    [(try_number, final, error)] = failures
+    assert (try_number, final) == (1, True)
+    assert error.startswith("AirflowFailException: WORK_ORDER_REFUSED: work order 'WO-NOBODY' is unknown")
     assert usage(ledger_url, result.run_id) == []

@@ -61,3 +61,21 @@ def test_dag_files_do_not_import_heavy_libraries_at_parse_time() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "", f"DAG files import heavy libraries at parse time: {out.strip()}"
+
+
+def test_refusals_fail_fast_and_other_errors_keep_their_retries() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from govops.dag_policy import fail_fast
+    from govops.errors import is_refusal
+    from govops.pipelines.readers import SchemaDriftError
+    from govops.settlement.workorders import WorkOrderError
+
+    with pytest.raises(AirflowFailException, match=r"^WORK_ORDER_REFUSED: work order 'W' is unknown$"), fail_fast():
+        raise WorkOrderError("work order 'W' is unknown")
+    with pytest.raises(ConnectionError), fail_fast():  # may pass: retried as before
+        raise ConnectionError("server closed the connection")
+    # A refusal raised in a Spark Python worker reaches the driver as text in another exception.
+    worker = RuntimeError("…\ngovops.pipelines.readers.SchemaDriftError: SCHEMA_DRIFT: a.xlsx#S: new column 'x'")
+    assert is_refusal(SchemaDriftError("a.csv: schema drift")) and is_refusal(worker)
+    assert not is_refusal(RuntimeError("ValueError: SCHEMA_DRIFT: not one of ours"))

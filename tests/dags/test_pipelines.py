@@ -5,7 +5,7 @@ a CSV drop is cleansed with every reject kept and counted."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -101,7 +101,7 @@ def test_incremental_jdbc_loads(isolated_env: Path, ledger_url: str, source_url:
     }, jdbc_url=source_url)  # fmt: skip
     assert killed.returncode == 0, killed.stderr[-2000:]
     assert (published / "load=manual__killed").is_dir()
-    third = run_dag(dag, logical_date=datetime(2026, 7, 2, 12, tzinfo=UTC))
+    third = run_dag(dag, logical_date=datetime(2026, 7, 3, tzinfo=UTC))  # the next data interval
     assert third.state == "success", third.task_states
     assert not (published / "load=manual__killed").exists()
     ids = pq.ParquetDataset(published).read(columns=["id"]).column("id").to_pylist()
@@ -130,7 +130,7 @@ def test_incremental_jdbc_loads(isolated_env: Path, ledger_url: str, source_url:
     monkeypatch.setenv("GOVOPS_SOURCE_DATABASE_URL", ledger_url)
     monkeypatch.setenv("AIRFLOW_CONN_FRONTDB_DEFAULT", ledger_url)
     monkeypatch.setenv("GOVOPS_RETRY_DELAY_SECONDS", "0")
-    failed = run_dag(dag, logical_date=datetime(2026, 7, 3, tzinfo=UTC))
+    failed = run_dag(dag, logical_date=datetime(2026, 7, 4, tzinfo=UTC))
     assert failed.state == "failed" and failed.task_states["extract"] == "failed"
     assert ledger_rows(ledger_url, "SELECT watermark FROM govops.extraction_state WHERE pipeline = :p",
                        p="frontdb_legal_persons") == [(before,)]  # fmt: skip
@@ -179,6 +179,35 @@ def test_csv_collection_keeps_every_reject(isolated_env: Path, ledger_url: str, 
     assert ledger_rows(ledger_url, "SELECT onboarding, work_order_id FROM govops.extraction_run WHERE run_id = :r",
                        r=again.run_id) == [("refresh", "WO-DEMO-REFRESH")]  # fmt: skip
     assert ledger_rows(ledger_url, "SELECT first_run_id, refreshes FROM govops.data_catalog") == [(result.run_id, 1)]
+
+    # The first interval again under a new run id (`airflow dags test` with the same logical
+    # date): the same delivery, not billed again, neither as new collection nor as a refresh.
+    from govops.dag_runs import load_dag
+
+    when = datetime(2026, 7, 5, tzinfo=UTC)
+    rerun = load_dag("pipeline_landing_persons_export").test(run_after=when + timedelta(hours=3), logical_date=when)
+    assert str(rerun.state) == "success" and rerun.run_id != result.run_id
+    assert ledger_rows(ledger_url, "SELECT work_order_id, attributes->>'onboarding', attributes->>'rerun_of', "
+                       "quantity, records FROM govops.usage_event WHERE run_id = :r", r=rerun.run_id) == [
+        ("WO-DEMO-COLLECT", "new", result.run_id, 0, written)]  # fmt: skip
+    assert ledger_rows(ledger_url, "SELECT rerun_of, read, written FROM govops.extraction_run WHERE run_id = :r",
+                       r=rerun.run_id) == [(result.run_id, read, written)]  # fmt: skip
+    assert ledger_rows(ledger_url, "SELECT first_run_id, refreshes FROM govops.data_catalog") == [(result.run_id, 1)]
+
+    # Schema drift is a refusal: the extract fails at once (one attempt, no retries), and
+    # the job's own error is in the task's exception and its failure record.
+    monkeypatch.setenv("GOVOPS_RETRY_DELAY_SECONDS", "0")
+    drifted = tmp_path / "drifted"
+    (drifted / "exports").mkdir(parents=True)
+    (drifted / "exports/persons.csv").write_text("id,name,phone\n1,甲,139\n", encoding="utf-8")
+    monkeypatch.setenv("GOVOPS_LANDING_ROOT", drifted.as_uri())
+    failed = run_dag("pipeline_landing_persons_export", logical_date=datetime(2026, 7, 7, tzinfo=UTC))
+    assert failed.state == "failed" and failed.task_states["extract"] == "failed"
+    [(try_number, final, error)] = ledger_rows(
+        ledger_url, "SELECT try_number, final, error FROM govops.task_failure WHERE run_id = :r", r=failed.run_id)
+    assert (try_number, final) == (1, True)
+    assert error.startswith("AirflowFailException: Spark job extract failed: SchemaDriftError: SCHEMA_DRIFT: ")
+    assert "exports/persons.csv: schema drift: missing column 'gender'" in error
 
 
 def test_monthly_summary_and_exports(isolated_env: Path, ledger_url: str, tmp_path: Path, monkeypatch) -> None:

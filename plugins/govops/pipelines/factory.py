@@ -16,8 +16,9 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from govops import settings
-from govops.dag_policy import default_args, service_tags
+from govops.dag_policy import default_args, fail_fast, service_tags
 from govops.operators import SparkJobOperator
+from govops.pipelines.cleansing import null_watermark_reason
 from govops.pipelines.spec import EXTRACTION_ITEMS, PipelineSpec, SpatialSource, StreamSource
 
 
@@ -27,7 +28,14 @@ def _engine():  # -> sqlalchemy.Engine
     return create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
 
 
-def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, Any]:
+def prepare(
+    spec: PipelineSpec, work_order_id: str, run_id: str, interval: tuple[Any, Any] = (None, None)
+) -> dict[str, Any]:
+    """What the run reads and meters. A run of a data interval that a committed run of the
+    pipeline already delivered (a manual trigger for a past date, ``airflow dags test`` with
+    the same logical date) is a re-run of that run under another id: the same range, its
+    load partition, and metered with quantity 0 (``rerun_of``). A run without a logical date
+    has no interval and is its own delivery."""
     from sqlalchemy import text
 
     from govops.settlement.workorders import require_runnable
@@ -59,24 +67,43 @@ def prepare(spec: PipelineSpec, work_order_id: str, run_id: str) -> dict[str, An
                 {"p": spec.pipeline},
             ).first()
             committed = conn.execute(
-                text("SELECT run_id, dag_id, watermark_from, watermark_to FROM govops.extraction_run "
-                     "WHERE pipeline = :p"), {"p": spec.pipeline}
+                text("SELECT run_id, dag_id, watermark_from, watermark_to, rejects_uri, rejected_by_reason, "
+                     "data_interval_start, data_interval_end, rerun_of, onboarding, work_order_id "
+                     "FROM govops.extraction_run WHERE pipeline = :p ORDER BY id"), {"p": spec.pipeline}
             ).all()  # fmt: skip
             onboarding = collection_kind(conn, spec, run_id) if spec.service_item == "01" else None
     finally:
         engine.dispose()
-    if onboarding == "refresh" and spec.refresh_work_order and work_order_id == spec.work_order:
+    # The committed run that first delivered this run's interval (streams take what arrived:
+    # they have no interval of their own).
+    start, end = interval
+    original = next((r for r in committed if start is not None and spec.mode != "stream" and r.rerun_of is None
+                     and (r.data_interval_start, r.data_interval_end) == (start, end) and r.run_id != run_id),
+                    None)  # fmt: skip
+    if original is not None:
+        onboarding = original.onboarding
+        if work_order_id == spec.work_order and original.work_order_id:
+            work_order_id = original.work_order_id  # the order the delivery was metered against
+    elif onboarding == "refresh" and spec.refresh_work_order and work_order_id == spec.work_order:
         work_order_id = spec.refresh_work_order  # the default order of refreshes, unless one was given
     require_runnable(work_order_id, spec.service_item, EXTRACTION_ITEMS[spec.service_item])
     if spec.mode == "incremental":
         _remove_uncommitted_loads(spec, {r.run_id for r in committed} | {run_id})
     # A re-run of a committed incremental run reads that run's range again, no more: the
     # same rows, the same metering, and the committed watermark stays where it is.
-    again = next((r for r in committed if r.run_id == run_id), None) if spec.mode == "incremental" else None
+    again = (next((r for r in committed if r.run_id == run_id), None) or original) \
+        if spec.mode == "incremental" else None  # fmt: skip
+    null = null_watermark_reason(spec.watermark.column) if spec.watermark else None
+    null_rejects = [r.rejects_uri for r in committed if null and null in (r.rejected_by_reason or {})
+                    and r.run_id not in (run_id, again.run_id if again else None) and r.rejects_uri]  # fmt: skip
     return {
         "watermark_from": again.watermark_from if again else (state.watermark if state else None),
         "watermark_to": again.watermark_to if again else None,
         "rerun_of_committed": again is not None,
+        "rerun_of": original.run_id if original is not None else None,
+        "load_id": original.run_id if original is not None else run_id,
+        "null_rejects": null_rejects,
+        "data_interval": [t.isoformat() if t else None for t in interval],
         "first_load": state is None or state.loads == 0 or state.first_run_id == run_id,
         "work_order_id": work_order_id,
         "onboarding": onboarding,
@@ -191,6 +218,14 @@ def commit(spec: PipelineSpec, manifest: dict[str, Any], prepared: dict[str, Any
 
     output, rejects = manifest["outputs"][0], manifest["outputs"][1]
     counts, run = manifest["counts"], manifest["run"]
+    rerun_of = prepared.get("rerun_of")
+    if rerun_of:
+        # The interval's delivery was metered by its first run: this one records its
+        # records with quantity 0, and says which run it repeated.
+        manifest = {**manifest, "metering": [
+            {**m, "quantity": 0, "attributes": {**(m.get("attributes") or {}), "rerun_of": rerun_of}}
+            for m in manifest["metering"]]}  # fmt: skip
+    interval = prepared.get("data_interval") or [None, None]
     watermark_from = prepared["watermark_from"]
     new_mark = output.get("watermark") or watermark_from
     engine = _engine()
@@ -200,24 +235,26 @@ def commit(spec: PipelineSpec, manifest: dict[str, Any], prepared: dict[str, Any
                 text(
                     """INSERT INTO govops.extraction_run (pipeline, dag_id, run_id, status, target_uri, rejects_uri,
                            read, written, rejected, rejected_by_reason, watermark_from, watermark_to, manifest_uri,
-                           onboarding, work_order_id)
+                           onboarding, work_order_id, data_interval_start, data_interval_end, rerun_of)
                        VALUES (:p, :dag, :run, 'committed', :t, :r, :read, :w, :rej, CAST(:why AS jsonb), :wf, :wt, :m,
-                           :onb, :wo)
+                           :onb, :wo, :ds, :de, :ro)
                        ON CONFLICT (pipeline, dag_id, run_id) DO UPDATE SET target_uri = EXCLUDED.target_uri,
                            rejects_uri = EXCLUDED.rejects_uri, read = EXCLUDED.read, written = EXCLUDED.written,
                            rejected = EXCLUDED.rejected, rejected_by_reason = EXCLUDED.rejected_by_reason,
                            watermark_from = EXCLUDED.watermark_from, watermark_to = EXCLUDED.watermark_to,
                            manifest_uri = EXCLUDED.manifest_uri, onboarding = EXCLUDED.onboarding,
-                           work_order_id = EXCLUDED.work_order_id, finished_at = now()"""
+                           work_order_id = EXCLUDED.work_order_id, data_interval_start = EXCLUDED.data_interval_start,
+                           data_interval_end = EXCLUDED.data_interval_end, rerun_of = EXCLUDED.rerun_of,
+                           finished_at = now()"""
                 ),
                 {"p": spec.pipeline, "dag": run["dag_id"], "run": run["run_id"], "t": output["uri"],
                  "r": rejects["uri"], "read": counts["read"], "w": counts["written"], "rej": counts["rejected"],
                  "why": json.dumps(rejects.get("reasons") or {}, ensure_ascii=False), "wf": watermark_from,
                  "wt": new_mark, "m": manifest["manifest_uri"], "onb": prepared.get("onboarding"),
-                 "wo": prepared.get("work_order_id")},
+                 "wo": prepared.get("work_order_id"), "ds": interval[0], "de": interval[1], "ro": rerun_of},
             )  # fmt: skip
             if spec.service_item == "01":
-                register_in_catalog(conn, spec, output, run["run_id"])
+                register_in_catalog(conn, spec, output, rerun_of or run["run_id"])
             # Metered here, in the transaction that commits the load: a run abandoned before
             # its commit has metered nothing, so the next run's re-read is not billed twice.
             metering_started = time.perf_counter()
@@ -305,14 +342,19 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
     ) as dag:
 
         @task(task_id="prepare")
-        def prepare_task(params: dict | None = None, run_id: str | None = None) -> dict:
-            return prepare(spec, params["work_order_id"], run_id)
+        def prepare_task(params: dict | None = None, run_id: str | None = None,
+                         data_interval_start: datetime | None = None,
+                         data_interval_end: datetime | None = None) -> dict:  # fmt: skip
+            with fail_fast():  # a refused work order needs a person, not a retry
+                return prepare(spec, params["work_order_id"], run_id, (data_interval_start, data_interval_end))
 
         job_args: dict[str, Any] = {"spec": spec_json}
         if job_for(spec) == "extract":  # streams keep offsets in their checkpoint; spatial loads are snapshots
             job_args["watermark-from"] = "{{ ti.xcom_pull(task_ids='prepare')['watermark_from'] or '' }}"
             job_args["watermark-to"] = "{{ ti.xcom_pull(task_ids='prepare')['watermark_to'] or '' }}"
             job_args["first-load"] = "{{ 'true' if ti.xcom_pull(task_ids='prepare')['first_load'] else 'false' }}"
+            job_args["load-id"] = "{{ ti.xcom_pull(task_ids='prepare')['load_id'] }}"
+            job_args["null-rejects"] = "{{ ti.xcom_pull(task_ids='prepare')['null_rejects'] | tojson }}"
         if spec.service_item == "01":
             job_args["onboarding"] = "{{ ti.xcom_pull(task_ids='prepare')['onboarding'] }}"
         if isinstance(spec.source, StreamSource):
@@ -331,7 +373,8 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
 
         @task(task_id="commit")
         def commit_task(manifest: dict, prepared: dict) -> dict:
-            return commit(spec, manifest, prepared)
+            with fail_fast():  # e.g. an idempotency conflict in the ledger
+                return commit(spec, manifest, prepared)
 
         prepared = prepare_task()
         prepared >> extract
