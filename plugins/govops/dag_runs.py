@@ -33,6 +33,14 @@ def load_dag(dag_id: str) -> Any:
     return dag
 
 
+def manual_run_id(logical_date: datetime) -> str:
+    """The run id ``run_dag`` gives a run of ``logical_date`` (before the run exists)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.types import DagRunType
+
+    return DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=logical_date, run_after=logical_date)
+
+
 def run_dag(dag_id: str, *, conf: dict[str, Any] | None = None, logical_date: datetime | None = None) -> DagRunResult:
     """Run one DAG run to completion. The same logical date means the same run id, so calling
     this twice re-runs that run (as clearing it in the UI would) rather than adding one."""

@@ -19,6 +19,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 from govops import settings
 from govops.runtime import embedded_pg, java
@@ -126,16 +127,25 @@ def migrate_airflow_db(full_env: dict[str, str]) -> None:
     marker.write_text(stamp)
 
 
-# The default work orders of the DAGs that are not pipelines: (id, item, difficulty, unit).
+class ServiceDemoOrder(NamedTuple):
+    """The default work order of a DAG that is not a pipeline (its ``work_order_id`` param)."""
+
+    dag_id: str
+    work_order_id: str
+    item: str
+    difficulty: Decimal
+    unit: str | None  # None: the item's first unit
+
+
 SERVICE_DEMO_WORK_ORDERS = (
-    ("WO-DEMO-VERIFY", "10", Decimal(1), None),  # spatial_verification: coordinate points
-    ("WO-DEMO-QUALITY", "07", Decimal(1), "table"),  # quality_check, batch mode: tables
-    ("WO-DEMO-FILES", "09", Decimal(1), None),  # quality_file_check: files
-    ("WO-DEMO-CATALOG", "11", Decimal(1), None),  # catalog_quality_check: catalog entries
-    ("WO-DEMO-LABEL", "06", Decimal(1), None),  # security_labeling: records labeled
-    ("WO-DEMO-ASSESS", "19", Decimal(1), None),  # security_assessment: records assessed
-    ("WO-DEMO-MASK", "20", Decimal(1), None),  # security_masking: records controlled
-    ("WO-DEMO-ARCHIVE", "21", Decimal(1), None),  # security_archive: records archived or destroyed
+    ServiceDemoOrder("spatial_verification", "WO-DEMO-VERIFY", "10", Decimal(1), None),  # coordinate points
+    ServiceDemoOrder("quality_check", "WO-DEMO-QUALITY", "07", Decimal(1), "table"),  # batch mode: tables
+    ServiceDemoOrder("quality_file_check", "WO-DEMO-FILES", "09", Decimal(1), None),  # files
+    ServiceDemoOrder("catalog_quality_check", "WO-DEMO-CATALOG", "11", Decimal(1), None),  # catalog entries
+    ServiceDemoOrder("security_labeling", "WO-DEMO-LABEL", "06", Decimal(1), None),  # records labeled
+    ServiceDemoOrder("security_assessment", "WO-DEMO-ASSESS", "19", Decimal(1), None),  # records assessed
+    ServiceDemoOrder("security_masking", "WO-DEMO-MASK", "20", Decimal(1), None),  # records controlled
+    ServiceDemoOrder("security_archive", "WO-DEMO-ARCHIVE", "21", Decimal(1), None),  # archived or destroyed
 )
 
 
@@ -184,8 +194,10 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         except SpecError:
             continue  # the DAG processor reports it
     ledger = create_engine(ledger_url)
-    for order, item, difficulty, unit in [*((*o, None) for o in demo_work_orders(specs)), *SERVICE_DEMO_WORK_ORDERS]:
-        ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty, unit=unit)
+    for order, item, difficulty in demo_work_orders(specs):
+        ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty)
+    for o in SERVICE_DEMO_WORK_ORDERS:
+        ensure_demo_work_order(ledger, o.work_order_id, o.item, on=date.today(), difficulty=o.difficulty, unit=o.unit)
     ledger.dispose()
     sample_file_zone(ledger_url)
     landing = settings.home() / "landing"
