@@ -293,6 +293,7 @@ def test_bundled_boundaries_cover_shanghai_and_the_area_is_chosen_by_code(tmp_pa
     # Shipped to the executors, the area comes along.
     shipped = boundaries.from_wkb(*boundaries.to_wkb(qingpu))
     assert shipped.area_names == ("青浦区",) and shipped.area_code == "310118"
+    assert shipped.grid is qingpu.grid or (shipped.grid.polygon == qingpu.grid.polygon).all()
 
 
 def verify_records(addresses: list[object], points: list[tuple[str, str]], area: boundaries.Boundaries,

@@ -203,16 +203,17 @@ def assign(boundaries: Boundaries, lon: NDArray, lat: NDArray) -> NDArray[np.int
 _SHIPPED: dict[str, Boundaries] = {}
 
 
-def to_wkb(boundaries: Boundaries) -> tuple[tuple[str, ...], list[bytes], str, tuple[bool, ...], str | None]:
-    """What a Spark broadcast ships: names, polygons as WKB, the source's name, the area."""
+def to_wkb(boundaries: Boundaries) -> tuple[Any, ...]:
+    """What a Spark broadcast ships: names, polygons as WKB, the source's name, the area,
+    and the grid, built once on the driver rather than in every Python worker."""
     import shapely
 
     b = boundaries
-    return b.names, list(shapely.to_wkb(b.polygons)), b.source, b.in_area, b.area_code
+    return b.names, list(shapely.to_wkb(b.polygons)), b.source, b.in_area, b.area_code, b.grid
 
 
 def from_wkb(names: tuple[str, ...], polygons: list[bytes], source: str, in_area: tuple[bool, ...] = (),
-             area_code: str | None = None) -> Boundaries:  # fmt: skip
+             area_code: str | None = None, grid: Grid | None = None) -> Boundaries:  # fmt: skip
     """Boundaries from :func:`to_wkb`, built once per process; shapely alone, so an
     executor's Python worker does not import geopandas and GDAL for them."""
     import hashlib
@@ -224,4 +225,6 @@ def from_wkb(names: tuple[str, ...], polygons: list[bytes], source: str, in_area
         shapes = shapely.from_wkb(polygons)
         shapely.prepare(shapes)
         _SHIPPED[key] = Boundaries(tuple(names), shapes, source, shapely.bounds(shapes), tuple(in_area), area_code)
+        if grid is not None:
+            _SHIPPED[key].__dict__["grid"] = grid  # the cached property, as shipped
     return _SHIPPED[key]
