@@ -17,6 +17,7 @@ import argparse
 import calendar
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -178,13 +179,14 @@ def demo(args: argparse.Namespace) -> int:
     from govops.sample_data import SampleConfig, generate, load_sample
     from govops.settlement.store import SettlementError
 
+    started = time.monotonic()
     day = args.logical_date
     specs = [load_spec(p) for p in spec_files()]
     engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
     try:
         if _accepted(engine, day):
-            print(f"The demo's work orders of {day} ({service_order_of(day)}) are accepted and settled; "
-                  "accepted work orders take no runs, so nothing is re-run. Their settlement:")  # fmt: skip
+            print(f"The demo's work orders of {day} ({service_order_of(day)}) are accepted, and accepted work "
+                  "orders take no runs: nothing is re-run. The settlement of their month:")  # fmt: skip
             return _settlement_step(engine, day, "")
         try:
             refuse_closed(engine, day)
@@ -227,11 +229,13 @@ def demo(args: argparse.Namespace) -> int:
         print("7/7 outputs")
         print(f"    lake:      {settings.lake_root()}/raw/ (rejects/ keeps every rejected record with its reason)")
         print(f"    manifests: {settings.lake_root()}/_manifests/")
-        print(f"    ledger:    govops.usage_event, govops.extraction_run, govops.data_catalog in "
-              f"{_redacted_ledger_url()}")  # fmt: skip
+        print(f"    ledger:    govops.usage_event, govops.extraction_run, govops.data_catalog, "
+              f"govops.settlement_statement in {_redacted_ledger_url()}")  # fmt: skip
         print("    reports:   ./dev python -m govops.pipelines summary --month YYYY-MM --out summary.html;")
         print(f"               quality, spatial and security reports and GX data docs under "
               f"{settings.lake_root()}/reports/")  # fmt: skip
+        minutes, seconds = divmod(round(time.monotonic() - started), 60)
+        print(f"    time:      {minutes} min {seconds:02d} s")
         for dag_id, run_id, states in failed:
             print(f"DAG run {dag_id} {run_id} failed: {states}", file=sys.stderr)
         return 1 if failed else code
@@ -320,7 +324,8 @@ def _quality_services(today: DemoDay) -> list[tuple[str, str, dict]]:
         held = " (held back from the clean zone)" if row.status == "fail" else ""
         print(f"    quality_check public_security_persons.ingestion: {row.rows_checked:,} rows, "
               f"{row.anomaly_rows:,} with anomalies, score {row.score}, {row.status}{held}")
-        _print_failures(today, check)  # the gate's expected failure, in one line
+        for line in today.failures(check):  # the gate's expected failure, in one line
+            print(f"      {line.replace(f'; see {row.report_uri}', '')}")
         print(f"      report: {row.report_uri}")
         _print_usage(check.dag_id, check.run_id)
     for dag_id, table, what in (("quality_file_check", "quality_file_check", "status"),
@@ -501,15 +506,28 @@ def _settlement_step(engine: Engine, day: date, indent: str) -> int:
     assessment = s["assessment"]
     print(f"{indent}period {p.id} ({p.kind}, {p.start_date} to {p.end_date}): assessment service quality "
           f"{assessment['service_quality']}, satisfaction {assessment['satisfaction']} -> overall "
-          f"{assessment['overall']}, deduction rate {assessment['deduction_rate']}")  # fmt: skip
+          f"{Decimal(assessment['overall']).normalize():f}, deduction rate {assessment['deduction_rate']}")  # fmt: skip
     lines = [x for x in s["lines"] if x["kind"] == "service_order"]
     work_orders = sum(len(x["work_orders"]) for x in lines)
     print(f"{indent}statement ({s['state']}): {len(lines)} service order(s), {work_orders} work orders, "
           f"{len(s['lines']) - len(lines)} other line(s)")  # fmt: skip
+    for line in lines:
+        if line["service_order_id"] != service_order_of(day):
+            print(f"{indent}  {line['service_order_id']}: {Decimal(line['amount']):,}")
+            continue
+        for w in line["work_orders"]:  # the date's own orders, one line each
+            amount = Decimal(w["amount"])
+            print(f"{indent}  {w['work_order_id']} item {w['service_item_code']}: {w['raw_quantity']:,} "
+                  f"{w['unit']}(s) = {w['billing_quantity']} {w['billing_unit']} -> {amount:,}")  # fmt: skip
+        print(f"{indent}  {line['service_order_id']}: x coefficient {line['coefficient']} = "
+              f"{Decimal(line['amount']):,}")  # fmt: skip
+    for u in s["unassigned"]:
+        print(f"{indent}  not billed: {u['quantity']:,} {u['unit']}(s) of item {u['service_item_code']} "
+              "metered without a work order (govops.unassigned_usage_v1)")  # fmt: skip
     t = {k: Decimal(v) for k, v in s["totals"].items()}
-    print(f"{indent}  gross {t['gross']:,}  retained {t['retained']:,}  deduction {t['deduction']:,}  "
+    print(f"{indent}totals: gross {t['gross']:,}  retained {t['retained']:,}  deduction {t['deduction']:,}  "
           f"penalties {t['penalties']:,}  net {t['net']:,}")  # fmt: skip
-    print(f"{indent}  prepayment offset {t['prepayment_offset']:,} (remaining {t['prepayment_remaining']:,})  "
+    print(f"{indent}        prepayment offset {t['prepayment_offset']:,} (remaining {t['prepayment_remaining']:,})  "
           f"payable {t['payable']:,}  shortfall carried {t['shortfall_out']:,}")  # fmt: skip
     folder = done.exports[0].parent
     print(f"{indent}exports: {folder}/statement.{{{','.join(EXPORTS)}}}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from govops.cli import DemoDay, refuse_closed, settle_demo_day
+from govops.cli import DemoDay, _settlement_step, refuse_closed, settle_demo_day
 from govops.ledger.usage import TaskRef, UsageEvent, record_usage
 from govops.settlement import store
 from govops.settlement.catalog import load_catalog
@@ -31,7 +31,9 @@ def run(engine: Engine, today: DemoDay, fixture: str, run_id: str, item: str, un
     return order
 
 
-def test_the_demo_month_is_accepted_settled_exported_and_verified(fresh_ledger: Engine, tmp_path: Path) -> None:
+def test_the_demo_month_is_accepted_settled_exported_and_verified(
+    fresh_ledger: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     e = fresh_ledger
     day = date(2026, 3, 10)
     today = DemoDay(e, day, FIXTURES)
@@ -78,9 +80,17 @@ def test_the_demo_month_is_accepted_settled_exported_and_verified(fresh_ledger: 
     assert csv_totals == s["totals"]
     assert done.verified.ok and done.verified.recomputed_hash == s["content_hash"]
 
-    # A re-run of the same date accepts nothing and gives the same statement.
+    # A re-run of the same date accepts nothing and gives the same statement; the demo prints its figures.
     again = settle_demo_day(e, day, tmp_path)
     assert again.accepted == 0 and again.statement["content_hash"] == s["content_hash"]
+    monkeypatch.setenv("GOVOPS_HOME", str(tmp_path / "home"))
+    assert _settlement_step(e, day, "") == 0
+    printed = capsys.readouterr().out
+    assert f"totals: gross {gross:,}  retained {retained:,}  deduction {deduction:,}  penalties 0.00  net " \
+           f"{t['net']:,}" in printed  # fmt: skip
+    assert "payable 0.00" in printed and "verify DEMO-2026-03: OK" in printed
+    assert f"SO-DEMO-20260310: x coefficient 1.00 = {gross:,}" in printed
+    assert (tmp_path / "home" / "statements" / "DEMO-2026-03" / "statement.xlsx").exists()
 
     # The next month: the earlier demo month is closed first, and stays as it was.
     april = date(2026, 4, 2)
