@@ -29,7 +29,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param, task
 
-from govops.dag_policy import default_args, service_tags
+from govops.dag_policy import default_args, fail_fast, service_tags
 
 with DAG(
     dag_id="catalog_quality_check",
@@ -49,6 +49,7 @@ with DAG(
 
     # multiple_outputs=False: one XCom per task, whatever the dict's keys (department names are not URL-safe).
     @task(multiple_outputs=False)
+    @fail_fast()  # a refusal (work order, spec, suite, policy) needs a person, not a retry
     def prepare(params: dict | None = None) -> dict:
         """Refuse a work order that cannot take item 11, and invalid rules, before checking."""
         from govops.quality.catalog_checks import SERVICE_ITEM, UNIT, load_departments, load_rules

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param, task
 
-from govops.dag_policy import default_args, service_tags
+from govops.dag_policy import default_args, fail_fast, service_tags
 from govops.operators import SparkJobOperator
 
 with DAG(
@@ -49,6 +49,7 @@ with DAG(
 ):
 
     @task
+    @fail_fast()  # a refusal (work order, spec, suite, policy) needs a person, not a retry
     def prepare(params: dict | None = None, dag_run=None) -> dict:
         """Check the suite file and the work order; in stream mode, which batches to meter."""
         from sqlalchemy import create_engine

@@ -27,7 +27,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param, task
 
-from govops.dag_policy import default_args, service_tags
+from govops.dag_policy import default_args, fail_fast, service_tags
 from govops.operators import SparkJobOperator
 
 ZONES = ["raw", "clean", "sharing", "open", "archive"]
@@ -51,6 +51,7 @@ with DAG(
 ):
 
     @task
+    @fail_fast()  # a refusal (work order, spec, suite, policy) needs a person, not a retry
     def prepare(params: dict | None = None, ti=None) -> dict:
         """Refuse a work order that cannot take item 19; check the scope; a re-run's metered figure."""
         from sqlalchemy import create_engine

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param, task
 
-from govops.dag_policy import default_args, service_tags
+from govops.dag_policy import default_args, fail_fast, service_tags
 from govops.operators import SparkJobOperator
 
 with DAG(
@@ -52,6 +52,7 @@ with DAG(
 ):
 
     @task
+    @fail_fast()  # a refusal (work order, spec, suite, policy) needs a person, not a retry
     def prepare(params: dict | None = None) -> dict:
         """Refuse a work order that cannot take item 06, a bad dataset name or grading table."""
         from govops.security import detectors, grading

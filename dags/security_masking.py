@@ -25,7 +25,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param, task
 
-from govops.dag_policy import default_args, service_tags
+from govops.dag_policy import default_args, fail_fast, service_tags
 from govops.operators import SparkJobOperator
 
 with DAG(
@@ -45,21 +45,19 @@ with DAG(
 ):
 
     @task
+    @fail_fast()  # a refusal (work order, spec, suite, policy) needs a person, not a retry
     def prepare(params: dict | None = None) -> dict:
         """Refuse a work order that cannot take item 20; resolve a rule for every column."""
-        from airflow.sdk.exceptions import AirflowFailException
         from sqlalchemy import create_engine
 
         from govops import settings
         from govops.security import masking
-        from govops.settlement.workorders import WorkOrderError, require_runnable
+        from govops.settlement.workorders import require_runnable
 
         engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
         try:
             require_runnable(params["work_order_id"], "20", "record")
             policy = masking.prepare(engine, params["policy"], settings.lake_root())
-        except (WorkOrderError, masking.PolicyError, masking.MaskingError) as exc:
-            raise AirflowFailException(str(exc)) from exc  # needs a person, not a retry
         finally:
             engine.dispose()
         print("rules: " + ", ".join(f"{r.column}={r.rule} ({r.origin})" for r in policy.rules))

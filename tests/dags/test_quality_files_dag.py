@@ -155,8 +155,11 @@ def test_refused_work_order_checks_nothing(
     result = run_dag("quality_file_check", conf={"work_order_id": "WO-NOPE", "zone": "open"},
                      logical_date=datetime(2026, 8, 3, tzinfo=UTC))  # fmt: skip
     assert result.state == "failed" and result.task_states["prepare"] == "failed"
-    final = "SELECT error FROM govops.task_failure WHERE run_id = :r AND task_id = 'prepare' AND final"
+    # A refusal fails at once: one attempt, the last, no retries.
+    final = "SELECT error FROM govops.task_failure WHERE run_id = :r AND task_id = 'prepare' AND final AND try_number=1"
+    every = "SELECT count(*) FROM govops.task_failure WHERE run_id = :r AND task_id = 'prepare'"
     errors = rows(ledger_url, final, r=result.run_id)
+    assert rows(ledger_url, every, r=result.run_id) == [(1,)]
     assert len(errors) == 1 and "WORK_ORDER_REFUSED: work order 'WO-NOPE' is unknown" in errors[0][0]
     checked = "SELECT count(*) FROM govops.quality_file_check WHERE run_id = :r"
     assert rows(ledger_url, checked, r=result.run_id) == [(0,)]

@@ -125,7 +125,10 @@ def test_refused_work_order_scans_nothing(env: tuple[Engine, str, Path], monkeyp
                      logical_date=datetime(2026, 8, 3, tzinfo=UTC))  # fmt: skip
     assert result.state == "failed" and result.task_states["prepare"] == "failed"
     assert result.task_states["scan"] == "upstream_failed"
-    final = "SELECT error FROM govops.task_failure WHERE run_id = :r AND task_id = 'prepare' AND final"
+    # A refusal fails at once: one attempt, the last, no retries.
+    final = "SELECT error FROM govops.task_failure WHERE run_id = :r AND task_id = 'prepare' AND final AND try_number=1"
+    every = "SELECT count(*) FROM govops.task_failure WHERE run_id = :r AND task_id = 'prepare'"
     errors = rows(url, final, r=result.run_id)
+    assert rows(url, every, r=result.run_id) == [(1,)]
     assert len(errors) == 1 and "WORK_ORDER_REFUSED: work order 'WO-NOPE' is unknown" in errors[0][0]
     assert rows(url, USAGE) == [] and rows(url, "SELECT count(*) FROM govops.security_assessment_run") == [(0,)]

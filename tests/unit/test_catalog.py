@@ -66,7 +66,7 @@ def test_invalid_entries_are_named(path, value, message: str) -> None:
     with pytest.raises(CatalogError) as err:
         parse_catalog(broken(path, value), "catalog.yaml")
     assert message in str(err.value)
-    assert str(err.value).startswith("catalog.yaml: version 2024.1")
+    assert str(err.value).startswith("CATALOG_INVALID: catalog.yaml: version 2024.1")
 
 
 def test_a_missing_item_is_reported() -> None:

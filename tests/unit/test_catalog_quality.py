@@ -331,8 +331,8 @@ def test_bad_rules_and_departments_name_the_file_and_key(tmp_path: Path) -> None
     path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
     with pytest.raises(cc.RulesError) as error:
         cc.load_rules(path)
-    assert str(error.value).startswith(f"{path}: code_lists.share_type: Value error, aliases must map to one of "
-                                       "the codes: shared -> 共享")  # fmt: skip
+    assert str(error.value).startswith(f"CATALOG_CHECK_REFUSED: {path}: code_lists.share_type: Value error, "
+                                       "aliases must map to one of the codes: shared -> 共享")  # fmt: skip
     rules["code_lists"]["share_type"]["aliases"] = {}
     del rules["problems"]["DUPLICATE_COLUMN"]
     path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
@@ -349,4 +349,4 @@ def test_bad_rules_and_departments_name_the_file_and_key(tmp_path: Path) -> None
 
 def test_command_line_refuses_an_unknown_issue(isolated_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cc.main(["fixed", "999999999"]) == 2
-    assert "error: no catalog quality issue #999999999" in capsys.readouterr().err
+    assert "error: CATALOG_CHECK_REFUSED: no catalog quality issue #999999999" in capsys.readouterr().err

@@ -88,7 +88,7 @@ def test_malformed_suites_are_refused_with_the_field_at_fault(tmp_path: Path, do
     path = _write(tmp_path, document)
     with pytest.raises(suites.SuiteError) as caught:
         suites.load(path)
-    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+    assert str(caught.value).startswith(f"SUITE_INVALID: {path}: ") and message in str(caught.value)
 
 
 def test_a_missing_suite_names_the_file(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_a_suite_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(json.dumps(GOOD, ensure_ascii=False).replace("t.ingestion", "人口").encode("gbk"))
     with pytest.raises(suites.SuiteError) as caught:
         suites.load(path)
-    assert str(caught.value).startswith(f"{path}: byte 10: not UTF-8 text")
+    assert str(caught.value).startswith(f"SUITE_INVALID: {path}: byte 10: not UTF-8 text")
 
 
 def test_suites_and_code_tables_from_one_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import shapely
 
+from govops.errors import CodedError
 from govops.spark.lake import write_part
 
 if TYPE_CHECKING:
@@ -44,8 +45,10 @@ RUN_ID = "_govops_run_id"
 SEQUENTIAL_FORMATS = ("geojson", "wkt_csv", "lonlat_csv")
 
 
-class SpatialSourceError(ValueError):
+class SpatialSourceError(CodedError, ValueError):
     """A source file cannot be extracted as declared; the message names the file."""
+
+    code = "SPATIAL_SOURCE_INVALID"
 
 
 # -- coordinate points and checks ---------------------------------------------------------

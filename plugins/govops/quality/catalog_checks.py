@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import Connection, text
 
 from govops import settings
+from govops.errors import CodedError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -88,8 +89,10 @@ def _begin(target: Engine | Connection) -> Iterator[Connection]:
             yield conn
 
 
-class CatalogQualityError(ValueError):
+class CatalogQualityError(CodedError, ValueError):
     """A request the catalog check refuses (bad filter, unknown issue, invalid transition)."""
+
+    code = "CATALOG_CHECK_REFUSED"
 
 
 class RulesError(CatalogQualityError):

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from govops.errors import CodedError
+
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
 
@@ -48,8 +50,10 @@ SIDES = {"ingestion": "07", "application": "08"}
 SEVERITIES = {"critical": "fail", "warning": "warn"}
 
 
-class SuiteError(ValueError):
+class SuiteError(CodedError, ValueError):
     """A suite file that cannot be used, with the file and the field at fault."""
+
+    code = "SUITE_INVALID"
 
 
 @dataclass(frozen=True)

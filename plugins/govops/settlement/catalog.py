@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from govops import settings
+from govops.errors import CodedError
 from govops.service_items import SERVICE_ITEMS, UNITS
 
 CATALOG_FILE = "include/catalog/service_catalog.yaml"
@@ -17,8 +18,10 @@ TIER_MODES = ("graduated", "volume")
 ROUNDINGS = ("exact", "ceil")
 
 
-class CatalogError(ValueError):
+class CatalogError(CodedError, ValueError):
     """The catalog or contract file is invalid; the message names the entry at fault."""
+
+    code = "CATALOG_INVALID"
 
 
 @dataclass(frozen=True)
