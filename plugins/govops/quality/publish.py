@@ -19,6 +19,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine
 
@@ -63,7 +64,7 @@ def publish(engine: Engine, manifest: dict[str, Any], suite_path: str, lake_root
         site = local / "data_docs"
         page = results.build_data_docs(settings.home() / "gx", site, suite, validation)
         _copy_to_lake(site, docs_uri)
-        docs_page = f"{docs_uri}/{page.relative_to(site).as_posix()}"
+        docs_page = f"{docs_uri}/{quote(page.relative_to(site).as_posix())}"
         exports: dict[str, str] = {}
         exported: dict[str, Any] = {}
         # Stream mode lists the anomalies of this run's micro-batches (none when nothing arrived).

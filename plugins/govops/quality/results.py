@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
+from govops.quality import datadocs
 from govops.quality.suites import DIMENSIONS, Suite
 
 if TYPE_CHECKING:
@@ -147,7 +150,8 @@ def _gx_version() -> str:
 
 def build_data_docs(project_dir: Path, site_dir: Path, suite: Suite, result: ExpectationSuiteValidationResult) -> Path:
     """Store the suite and the result in a file-backed GX context under ``project_dir`` and
-    build its data docs into ``site_dir``; returns the page of this result."""
+    build its data docs into ``site_dir``, serving their stylesheets, scripts and fonts from
+    the site itself (govops.quality.datadocs); returns the page of this result."""
     import great_expectations as gx
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -182,8 +186,9 @@ def build_data_docs(project_dir: Path, site_dir: Path, suite: Suite, result: Exp
     )  # fmt: skip
     context.validation_results_store.set(key, result)
     context.build_data_docs(site_names=["govops"])
+    datadocs.localize(site_dir)
     pages = [p["site_url"] for p in context.get_docs_sites_urls(resource_identifier=key, site_name="govops")
              if p.get("site_url")]  # fmt: skip
     if len(pages) != 1:
         raise RuntimeError(f"{suite.name}: GX wrote no data docs page for run {result.meta['run_id']} in {site_dir}")
-    return Path(pages[0].removeprefix("file://"))
+    return Path(url2pathname(urlparse(pages[0]).path))  # GX's URL is percent-encoded: `:` of a run id is %3A
