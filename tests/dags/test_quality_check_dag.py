@@ -153,7 +153,7 @@ def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: st
     assert all(i.natural_width and i.natural_width > 300 for i in page.images)
     assert_screenshot_not_blank(page.screenshot)
     docs = render(docs_uri)
-    assert "expect_column_values_to_be_valid_resident_id" in docs.text or "valid resident id" in docs.text
+    assert "values must be valid resident ID numbers (GB 11643)" in docs.text  # the rule library's renderer
     assert "Failed" in docs.text or "failed" in docs.text
     assert error in docs.text  # the rule that could not run, as GX renders an error
     assert_screenshot_not_blank(docs.screenshot)

@@ -170,3 +170,54 @@ def test_a_rule_that_could_not_run_is_an_error_in_the_data_docs(tmp_path: Path) 
         "raised_exception": True, "exception_message": error, "exception_traceback": f"{suite.rules[1].name}: {error}"}
     page = results.build_data_docs(tmp_path / "gx", tmp_path / "site", suite, result)
     assert error in page.read_text(encoding="utf-8")
+
+
+def test_the_rule_library_renders_as_sentences() -> None:
+    """GX's renderers for the project's types, outside data docs (whose pages
+    tests/reports/test_data_docs_offline.py checks): with the column's name, ``mostly`` and a
+    row condition, in the legacy renderer data docs use and the atomic one GX's API returns."""
+    from string import Template
+
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from great_expectations.expectations.registry import get_renderer_impl
+    from great_expectations.render.renderer.inline_renderer import InlineRenderer
+
+    import govops.quality.expectations  # noqa: F401
+
+    def fill(template: str, params: dict) -> str:  # as data docs put the parameters in
+        return Template(template).safe_substitute(params)
+
+    def legacy(kind: str, kwargs: dict | None, **runtime: object) -> str:
+        render = get_renderer_impl(kind, "renderer.prescriptive")[1]
+        config = ExpectationConfiguration(type=kind, kwargs=kwargs) if kwargs is not None else None
+        content = render(configuration=config, runtime_configuration=runtime)[0].to_json_dict()["string_template"]
+        return fill(content["template"], content["params"])
+
+    ids = {"column": "id_number", "mostly": 0.95}
+    assert legacy("expect_column_values_to_be_valid_resident_id", ids) == (
+        "id_number values must be valid resident ID numbers (GB 11643), at least 95 % of the time. "
+        "id_number 的值须为有效的公民身份号码（GB 11643），比例不低于 95 %。")  # fmt: skip
+    assert legacy("expect_column_values_to_be_valid_resident_id", ids, include_column_name=False) == (
+        "values must be valid resident ID numbers (GB 11643), at least 95 % of the time. "
+        "值须为有效的公民身份号码（GB 11643），比例不低于 95 %。")  # fmt: skip
+    conditional = {"column": "gender", "code_table": "gender", "values": "meanings",
+                   "row_condition": 'col("age")>10', "condition_parser": "spark"}  # fmt: skip
+    assert legacy("expect_column_values_to_be_in_code_table", conditional) == (
+        "If 'col(\"age\")>10', then gender values must be names from the code table gender. "  # as GX words its own
+        "gender 的值须为代码表 gender 中的名称。")  # fmt: skip
+    # Bounds given: no mention of China's extent.
+    assert legacy("expect_column_pair_values_to_be_coordinates_in_range",
+                  {"column_A": "x", "column_B": "y", "bounds": [120.85, 30.67, 122.2, 31.88]}) == (
+        "longitude x and latitude y must be numbers within longitude 120.85-122.2 and latitude 30.67-31.88. "
+        "经度 x 和纬度 y 须为数值，且在经度 120.85-122.2、纬度 30.67-31.88 范围内。")  # fmt: skip
+    # GX calls the renderer without a configuration on some pages: a sentence all the same.
+    assert legacy("expect_column_values_to_be_valid_mobile", None).startswith("values must be valid mobile")
+    # GX's atomic renderer (its API, GX Cloud) says the same, the row condition in GX's own form.
+    config = ExpectationConfiguration(type="expect_column_values_to_not_be_in_future",
+                                      kwargs={"column": "d", "date_format": "yyyyMMdd"})  # fmt: skip
+    [summary] = [r for r in InlineRenderer(render_object=config).get_rendered_content()
+                 if r.name == "atomic.prescriptive.summary"]  # fmt: skip
+    params = {k: v["value"] for k, v in summary.value.params.items()}
+    assert fill(summary.value.template, params) == (
+        "d values must be dates no later than today (text dates as yyyyMMdd). "
+        "d 的值须为不晚于今天的日期（文本日期格式 yyyyMMdd）。")  # fmt: skip
