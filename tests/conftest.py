@@ -115,3 +115,21 @@ def source_url() -> str:
 
 def pytest_report_header() -> list[str]:
     return [f"govops home: {settings.home()}", f"JAVA_HOME: {os.environ.get('JAVA_HOME')}"]
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One in-process Spark session for every test that only needs a session (not a
+    spark-submit job): a JVM start costs seconds, so the test files share it."""
+    import logging
+
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("govops-tests")
+               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.log.level", "WARN").getOrCreate())  # fmt: skip
+    yield session
+    session.stop()
+    # py4j logs its gateway's close when Python exits, after pytest closed the stream
+    logging.getLogger("py4j.clientserver").setLevel(logging.WARNING)

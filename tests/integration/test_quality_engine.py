@@ -6,7 +6,6 @@ GX's own engine for a type the engine does not compile."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,15 +56,6 @@ EVERY_KIND = [  # (expectation, unexpected count on ROWS)
            "reliability", rule="late_ids"), 1),
 ]  # fmt: skip
 
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[object]:
-    from pyspark.sql import SparkSession
-
-    session = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "4").getOrCreate())  # fmt: skip
-    yield session
-    session.stop()
 
 
 def _suite(tmp_path: Path, expectations: list[dict], dataset: str = "raw/crafted", side: str = "ingestion",

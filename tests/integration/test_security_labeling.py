@@ -6,9 +6,7 @@ the labeling log once per run, the audit entries, and the labeling job as spark-
 from __future__ import annotations
 
 import json
-import logging
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +21,6 @@ from tests.integration import spark_submit
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from pyspark.sql import SparkSession
-
-    session = (SparkSession.builder.master("local[2]").appName("test_security_labeling")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .config("spark.log.level", "WARN").getOrCreate())  # fmt: skip
-    yield session
-    session.stop()
-    logging.getLogger("py4j.clientserver").setLevel(logging.WARNING)
 
 
 # Seed 6, 1,000 rows: 16 columns of 11 data types, 13 decoys and plain columns (a date column

@@ -6,8 +6,6 @@ and the command that writes it."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +23,6 @@ pytestmark = pytest.mark.integration
 DATASET = "raw/frontdb/public_security/persons"
 CLEAN = DefectCounts(**{k: 0 for k in DefectCounts.__dataclass_fields__})
 
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from pyspark.sql import SparkSession
-
-    session = (SparkSession.builder.master("local[1]").appName("test_quality_profile")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-               .config("spark.log.level", "WARN").getOrCreate())  # fmt: skip
-    yield session
-    session.stop()
-    # py4j logs its gateway's close when Python exits, after pytest closed the stream
-    logging.getLogger("py4j.clientserver").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ tables, name hints, and the grading table loader with its refusals of malformed 
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -21,17 +20,6 @@ from govops.security.detectors import DATA_TYPES, luhn_check_digit, luhn_valid, 
 spark_test = pytest.mark.integration  # the detector tests need a local Spark session
 GRADING = Path(__file__).resolve().parents[2] / "include/security/grading.yaml"
 
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from pyspark.sql import SparkSession
-
-    session = (SparkSession.builder.master("local[1]").appName("test_security_detectors")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .config("spark.log.level", "WARN").getOrCreate())  # fmt: skip
-    yield session
-    session.stop()
-    logging.getLogger("py4j.clientserver").setLevel(logging.WARNING)
 
 
 def fires(spark: Any, detector: Callable[[Any], Any], values: list[Any], kind: str = "string") -> list[bool]:
