@@ -14,10 +14,13 @@ from pathlib import Path
 
 from govops import settings
 
+# Files Spark never reads: the data docs' web assets are copied on the Airflow side.
+NOT_SHIPPED = ("__pycache__", "datadocs_assets")
+
 
 def _sources() -> list[Path]:
     return sorted(
-        p for p in settings.PACKAGE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        p for p in settings.PACKAGE_DIR.rglob("*") if p.is_file() and not any(n in p.parts for n in NOT_SHIPPED)
     )
 
 
