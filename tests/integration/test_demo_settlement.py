@@ -105,3 +105,15 @@ def test_the_demo_month_is_accepted_settled_exported_and_verified(
     with pytest.raises(store.SettlementError, match=r"DEMO-2026-03 \(to 2026-03-31\) is closed"):
         refuse_closed(e, date(2026, 3, 20))
     refuse_closed(e, date(2026, 4, 20))
+
+
+def test_each_service_dag_meters_against_its_listed_demo_order() -> None:
+    """The demo runs a service DAG against the date's copy of the order listed for it, so the
+    list must name each DAG's own default ``work_order_id`` (read from the DAG files: no DagBag)."""
+    from govops import settings
+    from govops.runtime.bootstrap import SERVICE_DEMO_WORK_ORDERS
+
+    sources = [p.read_text(encoding="utf-8") for p in (settings.repo_root() / "dags").glob("*.py")]
+    for o in SERVICE_DEMO_WORK_ORDERS:
+        [source] = [s for s in sources if f'dag_id="{o.dag_id}"' in s]
+        assert f'"work_order_id": Param("{o.work_order_id}"' in source, o
