@@ -198,6 +198,9 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty)
     for o in SERVICE_DEMO_WORK_ORDERS:
         ensure_demo_work_order(ledger, o.work_order_id, o.item, on=date.today(), difficulty=o.difficulty, unit=o.unit)
+    from govops.ops import DEMO_WORK_ORDER
+
+    ensure_demo_work_order(ledger, DEMO_WORK_ORDER, "05", on=date.today())  # the job registry's (item 05)
     ledger.dispose()
     sample_file_zone(ledger_url)
     landing = settings.home() / "landing"
