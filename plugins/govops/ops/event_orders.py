@@ -111,11 +111,24 @@ def record_failure(conn: Connection, failure: Failure, *, run_level: bool = Fals
         prefix = key.split("|", 2)
         task_open = conn.execute(
             text("""SELECT id FROM govops.event_order WHERE state IN ('open', 'acknowledged')
-                     AND dedup_key LIKE :p ESCAPE '\\' AND dedup_key LIKE :s ESCAPE '\\' LIMIT 1"""),
+                     AND dedup_key LIKE :p ESCAPE '\\' AND dedup_key LIKE :s ESCAPE '\\'
+                     ORDER BY started_at, id LIMIT 1"""),
             {"p": _like(f"{prefix[0]}|") + "%", "s": "%" + _like(f"|{prefix[2]}")},
         ).scalar()  # fmt: skip
         if task_open is not None:
             return task_open, False
+    # The common case, a repeat: update the open order (no order number is drawn for it).
+    repeat = conn.execute(
+        text(
+            """UPDATE govops.event_order SET occurrences = occurrences + 1, last_error = :error, last_seen_at = :at,
+                   run_id = :run, links = links || CAST(:links AS jsonb)
+               WHERE dedup_key = :key AND state IN ('open', 'acknowledged') RETURNING id"""
+        ),
+        {"error": failure.error[:4000], "at": failure.occurred_at, "run": failure.run_id, "key": key,
+         "links": json.dumps(failure.links, ensure_ascii=False)},
+    ).scalar()  # fmt: skip
+    if repeat is not None:
+        return repeat, False
     kind, urgency, title = classify(failure.error)
     wo = _work_order(conn, failure.work_order_id)
     subject = f"{failure.dag_id}.{failure.task_id}" if failure.task_id else failure.dag_id
@@ -128,6 +141,7 @@ def record_failure(conn: Connection, failure: Failure, *, run_level: bool = Fals
                VALUES (:id, :title, NULL, :on, :error, :wo, :dag, :run, :task, 'open', '事件单', :kind, :key, :so,
                    :item, :urgency, :at, :unit, :reporter, :operator, :owner, :mi, :dis, :die, CAST(:links AS jsonb),
                    1, :error, :at)
+               -- a concurrent first failure of the key (another process) opened it meanwhile
                ON CONFLICT (dedup_key) WHERE state IN ('open', 'acknowledged') DO UPDATE SET
                    occurrences = govops.event_order.occurrences + 1, last_error = EXCLUDED.last_error,
                    last_seen_at = EXCLUDED.last_seen_at, run_id = EXCLUDED.run_id,

@@ -82,10 +82,27 @@ def add_penalty(
     if incident_type not in contract.penalties:
         raise SettlementError(f"unknown incident type {incident_type!r}; known: {', '.join(contract.penalties)}")
     _open_period(conn, period_id, "no penalty can be added to it")
-    if event_order_id is not None and not conn.execute(
-        text("SELECT 1 FROM govops.event_order WHERE id = :id"), {"id": event_order_id}
-    ).first():
-        raise SettlementError(f"period {period_id}: unknown event order {event_order_id!r}")
+    if event_order_id is not None:
+        order = conn.execute(
+            text("SELECT state, incident_type FROM govops.event_order WHERE id = :id"), {"id": event_order_id}
+        ).first()
+        if order is None:
+            raise SettlementError(f"period {period_id}: unknown event order {event_order_id!r}")
+        # One penalty per event order: an evaluated one with an incident type is settled from
+        # its evaluation (gather_inputs), and none is recorded twice.
+        if order.state == "evaluated" and order.incident_type is not None:
+            raise SettlementError(
+                f"period {period_id}: event order {event_order_id} was evaluated as {order.incident_type}; "
+                "settlement takes its penalty from the evaluation"
+            )
+        earlier = conn.execute(
+            text("SELECT period_id FROM govops.period_penalty WHERE event_order_id = :id LIMIT 1"),
+            {"id": event_order_id},
+        ).scalar()
+        if earlier is not None:
+            raise SettlementError(
+                f"period {period_id}: event order {event_order_id} already has a penalty in {earlier}"
+            )
     amount = contract.penalties[incident_type]
     conn.execute(
         text(
@@ -213,6 +230,22 @@ def gather_inputs(conn: Connection, period: Any) -> dict[str, Any]:
          "note": r.note or ""}
         for r in conn.execute(
             text("SELECT * FROM govops.period_penalty WHERE period_id = :p ORDER BY id"), {"p": period.id}
+        )
+    ]  # fmt: skip
+    # Event orders evaluated in the period with an incident type (事后评估): their penalty is
+    # taken here, at the contract's amount (one without a period_penalty row of its own).
+    penalties += [
+        {"incident_type": r.incident_type, "event_order_id": r.id, "amount": str(contract.penalties[r.incident_type]),
+         "note": f"event order evaluated on {r.evaluated_on.isoformat()}"}
+        for r in conn.execute(
+            text(
+                """SELECT e.id, e.incident_type, e.evaluated_on FROM govops.event_order e
+                   WHERE e.state = 'evaluated' AND e.incident_type IS NOT NULL
+                     AND e.evaluated_on BETWEEN :s AND :e
+                     AND NOT EXISTS (SELECT 1 FROM govops.period_penalty p WHERE p.event_order_id = e.id)
+                   ORDER BY e.id"""
+            ),
+            {"s": period.start_date, "e": period.end_date},
         )
     ]  # fmt: skip
     unassigned = [
