@@ -1,0 +1,97 @@
+"""The job registry's REST API v2 source against a real ``airflow api-server`` process (JWT
+from ``/auth/token``, ``/api/v2/dags``, DAG details, import errors, dagRuns): it reads the
+same deployment as the DAG folder, and a job's first successful scheduled run is metered
+once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+
+from govops import settings
+from govops.ops.job_sync import apply
+from govops.ops.sources import DagFolderSource, RestApiSource
+from govops.settlement.workorders import ensure_demo_work_order
+from tests.dags.test_ops_listener import probe_dag
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    folder = tmp_path_factory.mktemp("api")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:admin",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(folder / "passwords.json")}  # fmt: skip
+    log = (folder / "api-server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"airflow api-server did not start: {(folder / 'api-server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        password = json.loads((folder / "passwords.json").read_text())["ops"]
+        yield base, "ops", password
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_rest_source_reads_the_deployment_and_meters_once(api_server: tuple[str, str, str], fresh_ledger: Engine,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.utils.session import create_session
+
+    monkeypatch.setenv("GOVOPS_DATABASE_URL", fresh_ledger.url.render_as_string(hide_password=False))
+    # A successful run of the probe DAG, made a scheduled one (dag.test() only makes manual runs).
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    run = probe_dag().test(logical_date=day, run_after=day, run_conf={"fail": False})
+    assert str(run.state) == "success"
+    with create_session() as session:
+        session.execute(text("UPDATE dag_run SET run_type = 'scheduled' WHERE dag_id = :d AND run_id = :r"),
+                        {"d": "ops_listener_probe", "r": run.run_id})  # fmt: skip
+
+    source = RestApiSource(*api_server)
+    deployment = source.read(["ops_listener_probe", "pipeline_frontdb_persons"])
+    by_id = {d.dag_id: d for d in deployment.dags}
+    folder = {d.dag_id: d for d in DagFolderSource(settings.repo_root() / "dags").read([]).dags}
+    for dag_id, local in folder.items():  # the same jobs and attributes as the DAG files say
+        if local.schedule is not None:
+            assert by_id[dag_id].__dict__ | {"paused": None} == local.__dict__, dag_id
+    assert by_id["ops_listener_probe"].work_order_id == "WO-PROBE"
+    assert by_id["pipeline_frontdb_persons"].paused is not None  # only the API knows
+    assert list(deployment.first_successes) == ["ops_listener_probe"]
+    assert deployment.first_successes["ops_listener_probe"].run_id == run.run_id
+
+    ensure_demo_work_order(fresh_ledger, "WO-REST-05", "05", on=date(2026, 11, 1))
+    with fresh_ledger.begin() as conn:
+        lines = apply(conn, deployment, source=source.name, default_work_order="WO-REST-05")
+    assert f"ops_listener_probe: metered 1 个 (item 05) for its first scheduled run {run.run_id}" in lines
+    with fresh_ledger.begin() as conn:  # the next pass: nothing new, nothing metered again
+        assert apply(conn, source.read([]), source=source.name, default_work_order="WO-REST-05") == []
+    with fresh_ledger.connect() as conn:
+        assert conn.execute(text("SELECT dag_id, work_order_id, quantity FROM govops.usage_event")).all() == [
+            ("ops_listener_probe", "WO-REST-05", 1)]
+
+
