@@ -26,7 +26,7 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=service_tags(SERVICE_ITEM, "ops"),
-    default_args=default_args(retries=0),
+    default_args=default_args(),
     params={
         "work_order_id": Param(DEMO_WORK_ORDER, type="string", description="item-05 工单 of jobs that name none"),
         "source": Param("auto", enum=["auto", "rest_api", "dag_folder"], description="where the DAGs are read"),
