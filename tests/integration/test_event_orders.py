@@ -80,8 +80,10 @@ def test_hundred_failures_one_order_resolved_by_the_next_success(fresh_ledger: E
 
 
 def test_quality_gate_and_reconciliation_are_classified(fresh_ledger: Engine) -> None:
+    """The gate's and the manifest check's own exceptions, as the listener receives them."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    from govops.ops.listener import describe
     from govops.spark.manifest import ManifestError
 
     gate = AirflowFailException("public_security_persons.ingestion: quality check failed (score 99.66, failed "
@@ -90,7 +92,7 @@ def test_quality_gate_and_reconciliation_are_classified(fresh_ledger: Engine) ->
     at = datetime(2026, 11, 2, tzinfo=UTC)
     with fresh_ledger.begin() as conn:
         for task, exc in (("gate", gate), ("extract", counts)):
-            eo.record_failure(conn, failure(task, "scheduled__1", at, error=f"{type(exc).__name__}: {exc}"))
+            eo.record_failure(conn, failure(task, "scheduled__1", at, error=describe(exc)))
         eo.record_failure(conn, failure("prepare", "scheduled__1", at, error="AirflowFailException: "
                                         "WORK_ORDER_REFUSED: work order WO-1 is accepted"))  # fmt: skip
         titles = conn.execute(text("SELECT task_id, title FROM govops.event_order ORDER BY task_id")).all()

@@ -70,15 +70,21 @@ def _links(task_instance: Any, dag_run: Any) -> dict[str, str]:
     return links
 
 
+def describe(error: str | BaseException | None) -> str:
+    """The error as the event order keeps it: ``Type: message`` (what ``classify`` reads)."""
+    if error is None or isinstance(error, str):
+        return error or ""
+    return f"{type(error).__name__}: {error}"
+
+
 def task_failure(task_instance: Any, error: str | BaseException | None) -> tuple[str, bool] | None:
     """A final failure opens (or updates) the key's event order; a retry opens nothing."""
     if _state(task_instance.state) != "failed":
         return None  # up_for_retry: the next attempt may succeed
     dag_run, params = _run_of(task_instance)
-    text = "" if error is None else (error if isinstance(error, str) else f"{type(error).__name__}: {error}")
     failure = Failure(
         dag_id=task_instance.dag_id, run_id=dag_run.run_id, task_id=task_instance.task_id,
-        occurred_at=task_instance.end_date or datetime.now(UTC), error=text,
+        occurred_at=task_instance.end_date or datetime.now(UTC), error=describe(error),
         map_index=task_instance.map_index if task_instance.map_index is not None else -1,
         try_number=task_instance.try_number, data_interval_start=dag_run.data_interval_start,
         data_interval_end=dag_run.data_interval_end, logical_date=dag_run.logical_date,
