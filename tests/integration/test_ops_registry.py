@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from govops import settings
 from govops.ops import SERVICE_ITEM
@@ -112,6 +113,10 @@ def test_changes_and_metering_once(fresh_ledger: Engine, tmp_path: Path) -> None
         ("job_b", "schedule_changed", "0 3 * * *", "0 4 * * *"), ("job_a", "removed", "0 0 * * *", None),
         ("job_a", "re_added", None, "0 0 * * *"),
     ]  # fmt: skip
+    for statement in ("UPDATE govops.scheduled_job_change SET change = 'new'",  # the change record is append-only
+                      "DELETE FROM govops.scheduled_job_change", "TRUNCATE govops.scheduled_job_change"):
+        with pytest.raises(DBAPIError, match="append-only"), e.begin() as conn:
+            conn.execute(text(statement))
     assert jobs["job_a"].removed_at is None and jobs["job_a"].fileloc.endswith("a2.py")
     assert (jobs["job_a"].first_seen_at, jobs["job_a"].service_item_code) == (T0, "04")
     assert not jobs["job_ops"].billable and jobs["job_ops"].metered_usage_event_id is None

@@ -59,6 +59,8 @@ def upgrade() -> None:
         CREATE TRIGGER scheduled_job_change_append_only
             BEFORE UPDATE OR DELETE ON {S}.scheduled_job_change
             FOR EACH ROW EXECUTE FUNCTION {S}.scheduled_job_change_append_only();
+        CREATE TRIGGER scheduled_job_change_no_truncate BEFORE TRUNCATE ON {S}.scheduled_job_change
+            FOR EACH STATEMENT EXECUTE FUNCTION {S}.refuse_truncate();
 
         -- Event orders: the 0002 states become seed 004's cycle (handled -> resolved, closed -> evaluated).
         ALTER TABLE {S}.event_order DROP CONSTRAINT IF EXISTS event_order_state_check;
