@@ -21,9 +21,14 @@ DAG_ID = "pipeline_frontdb_persons"
 TABLE = "public_security.persons"
 
 
+def load_source(source_url: str) -> dict[str, int]:
+    """The sample front-end database the pipeline extracts from: rows per table."""
+    return load_sample(source_url, seed=7, persons=400)
+
+
 @pytest.fixture(scope="module")
 def source_rows(source_url: str) -> dict[str, int]:
-    return load_sample(source_url, seed=7, persons=400)
+    return load_source(source_url)
 
 
 def usage(ledger_url: str, run_id: str) -> list[tuple]:
@@ -46,16 +51,22 @@ def work_order(ledger_url: str, work_order_id: str) -> None:
     engine.dispose()
 
 
+def assert_extracted(lake: Path, ledger_url: str, run_id: str, source_rows: dict[str, int], work_order_id: str) -> None:
+    """The run's figures: every row of the table published, metered one table."""
+    published = lake / "raw/frontdb/public_security/persons"
+    assert pq.ParquetDataset(published).read(columns=["id"]).num_rows == source_rows[TABLE]
+    assert [r[:6] for r in usage(ledger_url, run_id)] == [(TABLE, work_order_id, "04", "table", 1, source_rows[TABLE])]
+
+
 def test_full_load_meters_the_table_once(isolated_env: Path, ledger_url: str, source_rows) -> None:
     when = datetime(2026, 6, 1, tzinfo=UTC)
     work_order(ledger_url, "WO-TEST-1")
     first = run_dag(DAG_ID, conf={"work_order_id": "WO-TEST-1"}, logical_date=when)
     assert first.state == "success", first.task_states
     assert sorted(first.task_states) == ["commit", "extract", "prepare"]
+    assert_extracted(isolated_env, ledger_url, first.run_id, source_rows, "WO-TEST-1")
     published = isolated_env / "raw/frontdb/public_security/persons"
-    assert pq.ParquetDataset(published).read(columns=["id"]).num_rows == source_rows[TABLE]
     expected = [(TABLE, "WO-TEST-1", "04", "table", 1, source_rows[TABLE])]
-    assert [r[:6] for r in usage(ledger_url, first.run_id)] == expected
 
     # Re-running the same run (as clearing it in the UI does) runs every task again,
     # rewrites the lake and meters nothing twice.

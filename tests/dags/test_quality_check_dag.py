@@ -76,19 +76,46 @@ def _text_of(folder: Path) -> str:
     return "\n".join(found)
 
 
-def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    monkeypatch.setenv("GOVOPS_RETRY_DELAY_SECONDS", "0")
-    monkeypatch.setenv("GOVOPS_QUALITY_SUITES_DIR", str(isolated_env.parent / "suites"))
-    _suites_with_a_missing_column(isolated_env.parent / "suites")
-    frames = build_frames(SampleConfig(seed=7, persons=800))
-    _write(isolated_env, frames.persons, "part-0.parquet", {"run": "extract-1"})
+USAGE = "SELECT service_item_code, unit, quantity, records FROM govops.usage_event WHERE dag_id = 'quality_check'"
+RULE_ERROR = "no column(s) email in the data"
+
+
+def defective_batch(lake: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, pd.DataFrame]:
+    """800 sample persons with the injected defects in the raw zone, the persons suite with a
+    rule on a column the data lacks, and the work order: the run's conf and the persons."""
+    monkeypatch.setenv("GOVOPS_QUALITY_SUITES_DIR", str(lake.parent / "suites"))
+    _suites_with_a_missing_column(lake.parent / "suites")
+    persons = build_frames(SampleConfig(seed=7, persons=800)).persons
+    _write(lake, persons, "part-0.parquet", {"run": "extract-1"})
     engine = create_engine(ledger_url)
     ensure_demo_work_order(engine, "WO-Q-BATCH", "07", on=date(2026, 6, 1), unit="table")
     engine.dispose()
-    conf = {"suite": SUITE, "work_order_id": "WO-Q-BATCH", "mode": "batch"}
+    return {"suite": SUITE, "work_order_id": "WO-Q-BATCH", "mode": "batch"}, persons
+
+
+def assert_checked(lake: Path, ledger_url: str, persons: pd.DataFrame) -> None:
+    """The check's figures: every injected defect counted in the check log and listed in the
+    owner's anomaly list, the rule on the missing column an error, the check failed, metered
+    one table."""
+    logged = dict(rows(ledger_url, """SELECT r.rule, r.unexpected FROM govops.quality_check_result r
+                                      JOIN govops.quality_check_run c ON c.id = r.check_run_id"""))
+    expected = _expected(SampleConfig().defects)
+    assert {rule: n for rule, n in logged.items() if n} == expected
+    [full_csv] = (lake / "owner" / "public_security" / "quality" / SUITE).glob("exports/*/anomalies.csv")
+    listed = pd.read_csv(full_csv, encoding="utf-8-sig", dtype={"record.id_number": str, "value": str})
+    assert listed.groupby("rule").size().to_dict() == {**expected, "email_given": 1}
+    assert len(logged) == 15
+    assert rows(ledger_url, "SELECT rule, success, error FROM govops.quality_check_result WHERE error IS NOT NULL"
+                ) == [("email_given", False, RULE_ERROR)]  # fmt: skip
+    assert rows(ledger_url, "SELECT rows_checked, status FROM govops.quality_check_run") == [(len(persons), "fail")]
+    assert rows(ledger_url, USAGE) == [("07", "table", 1, len(persons))]
+
+
+def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("GOVOPS_RETRY_DELAY_SECONDS", "0")
+    conf, persons = defective_batch(isolated_env, ledger_url, monkeypatch)
     when = datetime(2026, 8, 1, tzinfo=UTC)
-    usage = "SELECT service_item_code, unit, quantity, records FROM govops.usage_event WHERE dag_id = 'quality_check'"
 
     # The report cannot be written (a file where its folder goes): the check ran, but with no
     # report there is no check log and no usage.
@@ -97,7 +124,7 @@ def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: st
     blocker.write_text("in the way")
     failed = run_dag("quality_check", conf=conf, logical_date=when)
     assert failed.task_states["check"] == "success" and failed.task_states["publish"] == "failed"
-    assert rows(ledger_url, usage) == [] and rows(ledger_url, "SELECT 1 FROM govops.quality_check_run") == []
+    assert rows(ledger_url, USAGE) == [] and rows(ledger_url, "SELECT 1 FROM govops.quality_check_run") == []
     blocker.unlink()
 
     result = run_dag("quality_check", conf=conf, logical_date=when)  # the same run again, as a clear would
@@ -106,28 +133,18 @@ def test_batch_check_gate_report_and_metering(isolated_env: Path, ledger_url: st
     assert result.task_states["gate"] == "failed" and result.task_states["promote"] == "upstream_failed"
     assert not (isolated_env / "clean").exists()
 
-    logged = dict(rows(ledger_url, """SELECT r.rule, r.unexpected FROM govops.quality_check_result r
-                                      JOIN govops.quality_check_run c ON c.id = r.check_run_id"""))
-    expected = _expected(SampleConfig().defects)
-    assert {rule: n for rule, n in logged.items() if n} == expected
-    assert len(logged) == 15
     # The rule on a missing column: failed, with its error, in the check log.
-    error = "no column(s) email in the data"
-    assert rows(ledger_url, "SELECT rule, success, error FROM govops.quality_check_result WHERE error IS NOT NULL"
-                ) == [("email_given", False, error)]  # fmt: skip
-    [(checked, status, anomaly_rows, report_uri, docs_uri)] = rows(
-        ledger_url,
-        "SELECT rows_checked, status, anomaly_rows, report_uri, data_docs_uri FROM govops.quality_check_run",
+    assert_checked(isolated_env, ledger_url, persons)
+    expected, error = _expected(SampleConfig().defects), RULE_ERROR
+    [(anomaly_rows, report_uri, docs_uri)] = rows(
+        ledger_url, "SELECT anomaly_rows, report_uri, data_docs_uri FROM govops.quality_check_run"
     )
-    assert checked == len(frames.persons) and status == "fail"
-    assert rows(ledger_url, usage) == [("07", "table", 1, len(frames.persons))]
 
     # The full anomaly list: one row per failing record and rule, and one for the rule that
     # could not run, in the data owner's zone only, readable by its owner only.
     owner = isolated_env / "owner" / "public_security" / "quality" / SUITE
     [full_csv] = owner.glob("exports/*/anomalies.csv")
     listed = pd.read_csv(full_csv, encoding="utf-8-sig", dtype={"record.id_number": str, "value": str})
-    assert listed.groupby("rule").size().to_dict() == {**expected, "email_given": 1}
     assert listed.loc[listed["rule"] == "email_given", "reason"].tolist() == [f"rule error: {error}"]
     assert {"record.id", "record.name", "record.id_number", "dimension", "severity", "reason"} <= set(listed.columns)
     assert anomaly_rows == len({r["record.id"] for _, r in listed.iterrows() if r["rule"] != "email_given"})

@@ -33,17 +33,19 @@ LOG = """SELECT c.column_name, c.rule, c.reversible, c.key_version, c.records_co
           ORDER BY c.column_name"""
 
 
-def test_masking_dag(isolated_env: Path, ledger_url: str, capfd: pytest.CaptureFixture[str]) -> None:
-    lake = isolated_env
+def masking_input(lake: Path, ledger_url: str) -> pd.DataFrame:
+    """300 sample persons in the raw zone and the work order: the persons."""
     persons = build_frames(SampleConfig(persons=300)).persons
     (lake / SOURCE).mkdir(parents=True)
     pq.write_table(pa.Table.from_pandas(persons, preserve_index=False), lake / SOURCE / "part-0.parquet")
     engine = create_engine(ledger_url)
     ensure_demo_work_order(engine, "WO-DEMO-MASK", "20", on=date.today())
-    when = datetime(2026, 11, 2, tzinfo=UTC)
+    engine.dispose()
+    return persons
 
-    first = run_dag("security_masking", logical_date=when)
-    assert first.state == "success", first.task_states
+
+def assert_masked(lake: Path, ledger_url: str, persons: pd.DataFrame) -> None:
+    """The run's figures: the masked copy, the execution log per column, metered once."""
     n = len(persons)
     out = pd.read_parquet(lake / OUTPUT).sort_values("id").reset_index(drop=True)
     source = persons.sort_values("id").reset_index(drop=True)
@@ -69,9 +71,23 @@ def test_masking_dag(isolated_env: Path, ledger_url: str, capfd: pytest.CaptureF
         ("phone", "partial", False, None, controlled["phone"]), ("updated_at", "keep", False, None, 0),
     ])  # fmt: skip
     assert rows(ledger_url, USAGE) == [("20", "record", n, n, OUTPUT)]
+    engine = create_engine(ledger_url)
     clear = masking.reveal(engine, output=OUTPUT, column="id_number", values=out["id_number"].tolist()[:5],
                            by="tester", reason="test")  # fmt: skip
+    engine.dispose()
     assert clear == source["id_number"].tolist()[:5]
+
+
+def test_masking_dag(isolated_env: Path, ledger_url: str, capfd: pytest.CaptureFixture[str]) -> None:
+    lake = isolated_env
+    persons = masking_input(lake, ledger_url)
+    engine = create_engine(ledger_url)
+    when = datetime(2026, 11, 2, tzinfo=UTC)
+
+    first = run_dag("security_masking", logical_date=when)
+    assert first.state == "success", first.task_states
+    assert_masked(lake, ledger_url, persons)
+    n = len(persons)
 
     again = run_dag("security_masking", logical_date=when)  # a re-run of the same run
     assert again.state == "success", again.task_states
