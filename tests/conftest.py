@@ -47,6 +47,16 @@ def _server_url() -> str:
         pytest.exit(f"{exc}\nRun the tests with ./dev test", returncode=2)
 
 
+@pytest.fixture
+def master() -> Iterator[bytes]:
+    """A fresh current master key (version 1) for the test; the file is restored afterwards."""
+    saved = MASTER_KEYS_FILE.read_text()
+    key = os.urandom(32)
+    write_master_keys((1, key))
+    yield key
+    MASTER_KEYS_FILE.write_text(saved)
+
+
 @pytest.fixture(scope="session")
 def ledger_url() -> Iterator[str]:
     """A new database with the ledger migrated in, dropped after the session."""

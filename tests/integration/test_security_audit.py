@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from govops.security import audit, destruction
 from govops.security.__main__ import main
-from tests.conftest import MASTER_KEYS_FILE, write_master_keys
+from tests.conftest import write_master_keys
 
 pytestmark = pytest.mark.integration
 LOG = "govops.security_audit_log"
@@ -32,14 +31,6 @@ def tamper(conn: Connection, sql: str, **params: object) -> None:
     conn.execute(text(sql), params)
     conn.execute(text(f"ALTER TABLE {LOG} ENABLE TRIGGER USER"))
 
-
-@pytest.fixture
-def master() -> Iterator[bytes]:
-    saved = MASTER_KEYS_FILE.read_text()
-    key = os.urandom(32)
-    write_master_keys((1, key))
-    yield key
-    MASTER_KEYS_FILE.write_text(saved)
 
 
 def _entries(conn: Connection, n: int) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
@@ -18,15 +17,6 @@ from tests.conftest import MASTER_KEYS_FILE, write_master_keys
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-def master() -> Iterator[bytes]:
-    """A fresh current master key (version 1) for the test; the file is restored afterwards."""
-    saved = MASTER_KEYS_FILE.read_text()
-    key = os.urandom(32)
-    write_master_keys((1, key))
-    yield key
-    MASTER_KEYS_FILE.write_text(saved)
 
 
 def test_data_key_lifecycle(fresh_ledger: Engine, master: bytes) -> None:
