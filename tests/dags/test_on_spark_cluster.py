@@ -21,6 +21,7 @@ import pytest
 from govops.dag_runs import run_dag
 from govops.spark.package import build_zip
 from tests import cluster as standalone
+from tests.conftest import own_ledger
 from tests.dags import test_batch_pipeline as extraction
 from tests.dags import test_quality_check_dag as quality
 from tests.dags import test_security_masking_dag as security
@@ -28,6 +29,14 @@ from tests.dags import test_spatial_verification as spatial
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 HIDE_CHECKOUT = standalone.can_hide_checkout()
+
+
+@pytest.fixture(scope="module")
+def ledger_url() -> Iterator[str]:
+    """A ledger of this module's own: the local DAG tests run the same DAG runs (same logical
+    dates) in the session's ledger, and their usage and extraction state must not mix."""
+    for engine in own_ledger():
+        yield engine.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="module")

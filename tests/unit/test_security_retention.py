@@ -45,7 +45,7 @@ def test_the_project_file_loads_with_the_demo_policy() -> None:
     assert (policy.partition_column, policy.keep, policy.destroy_after, policy.key) == (
         "event_date", R.Period(180, "days"), R.Period(1, "years"), "service_events_history")
     assert policy.archive_uri("file:///lake") == f"file:///lake/archive/{DEMO_DATASET}"
-    assert config.full_scan_zones == ("anomalies", "rejects")
+    assert config.full_scan_zones == ("anomalies", "rejects", "owner")
 
 
 def test_policies_and_locations(tmp_path: Path) -> None:
