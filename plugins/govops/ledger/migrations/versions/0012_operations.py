@@ -61,6 +61,7 @@ def upgrade() -> None:
             FOR EACH ROW EXECUTE FUNCTION {S}.scheduled_job_change_append_only();
         CREATE TRIGGER scheduled_job_change_no_truncate BEFORE TRUNCATE ON {S}.scheduled_job_change
             FOR EACH STATEMENT EXECUTE FUNCTION {S}.refuse_truncate();
+        REVOKE TRUNCATE ON {S}.scheduled_job_change FROM PUBLIC, CURRENT_USER;  -- as revision 0008 does
 
         -- Event orders: the 0002 states become seed 004's cycle (handled -> resolved, closed -> evaluated).
         ALTER TABLE {S}.event_order DROP CONSTRAINT IF EXISTS event_order_state_check;
