@@ -1,4 +1,4 @@
-"""Data sharing and open API service, items 12 and 13 (issue 19): placeholder revision, filled in by the work of that issue.
+"""Data sharing and open API service, items 12 and 13 (issue 19): placeholder revision.
 
 Revision ID: 0016
 Revises: 0015
