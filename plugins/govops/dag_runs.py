@@ -60,3 +60,84 @@ def run_dag(dag_id: str, *, conf: dict[str, Any] | None = None, logical_date: da
             f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state) for ti in tis
         }
     return DagRunResult(dag_id=dag_id, run_id=dr.run_id, state=str(dr.state), task_states=states)
+
+
+def sync_dags() -> None:
+    """Write the DAG folder to the metadata database as the dag-processor does, then run the
+    scheduler's asset pass: the assets the DAGs reference are activated, and those no DAG
+    references any more (another lake root's) are retired. Events are only recorded, and
+    asset-scheduled DAGs only queued, for active assets."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    for bundle in manager.get_all_dag_bundles():
+        bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        sync_bag_to_db(bag, bundle.name, bundle.version)
+    with create_session() as session:
+        SchedulerJobRunner(job=Job(), num_runs=1)._update_asset_orphanage(session=session)
+
+
+def unpause(*dag_ids: str) -> None:
+    """As ``airflow dags unpause``: only an unpaused DAG is queued by an asset event."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id.in_(dag_ids)).values(is_paused=False))
+
+
+def run_asset_triggered(dag_id: str) -> DagRunResult | None:
+    """Have the scheduler turn the asset events queued for ``dag_id`` into its asset-triggered
+    run (the run's ``triggering_asset_events``), then run that run to completion in-process
+    the way ``dag.test()`` runs one. None when the scheduler sees no asset-triggered run due."""
+    import logging
+
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models import DagRun, TaskInstance
+    from airflow.models.dag import DagModel
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunType
+    from sqlalchemy import select
+
+    dag = load_dag(dag_id)
+    runner = SchedulerJobRunner(job=Job(), num_runs=1)
+    with create_session() as session:
+        _, triggered = DagModel.dags_needing_dagruns(session)
+        if dag_id not in triggered:
+            return None
+        runner._create_dag_runs_asset_triggered(dag_models=[session.get(DagModel, dag_id)], session=session)
+    with create_session() as session:
+        dr = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id,
+                                                  DagRun.run_type == DagRunType.ASSET_TRIGGERED)
+                             .order_by(DagRun.id.desc()).limit(1)).one()  # fmt: skip
+        dr.dag = runner._get_current_dag(dag_id=dag_id, session=session)
+        dr.state = DagRunState.RUNNING
+        session.commit()
+        while dr.state == DagRunState.RUNNING:  # dag.test()'s loop, over this run
+            session.expire_all()
+            schedulable, _ = dr.update_state(session=session)
+            for ti in schedulable:
+                ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            ready = [ti for ti in dr.get_task_instances(session=session) if ti.state == TaskInstanceState.SCHEDULED]
+            for ti in ready:
+                try:
+                    _run_task(ti=ti, task=dag.task_dict[ti.task_id])
+                except Exception:  # the task's state says it; the loop goes on, as in dag.test()
+                    logging.getLogger(__name__).exception("task failed: %s", ti)
+        run_id, state = dr.run_id, str(dr.state)
+        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id))
+        states = {ti.task_id: str(ti.state) for ti in tis}
+    return DagRunResult(dag_id=dag_id, run_id=run_id, state=state, task_states=states)

@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from govops import settings
+from govops import chain, settings
 from govops.dag_policy import default_args, fail_fast, service_tags
 from govops.operators import SparkJobOperator
 from govops.pipelines.cleansing import null_watermark_reason
@@ -371,10 +371,17 @@ def build_dag(spec: PipelineSpec, spec_json: str) -> DAG:
             department=spec.department,
         )
 
-        @task(task_id="commit")
-        def commit_task(manifest: dict, prepared: dict) -> dict:
+        published = chain.asset(catalog_dataset(spec))
+
+        # The commit publishes the dataset as an Asset: its event starts the governance chain.
+        @task(task_id="commit", outlets=[published])
+        def commit_task(manifest: dict, prepared: dict, outlet_events=None) -> dict:
             with fail_fast():  # e.g. an idempotency conflict in the ledger
-                return commit(spec, manifest, prepared)
+                done = commit(spec, manifest, prepared)
+            outlet_events[published].extra = chain.publication(
+                catalog_dataset(spec), settings.lake_root(), dag_id=manifest["run"]["dag_id"],
+                run_id=manifest["run"]["run_id"], rows=manifest["counts"]["written"])  # fmt: skip
+            return done
 
         prepared = prepare_task()
         prepared >> extract

@@ -11,7 +11,9 @@ A suite file is GX's own JSON (``name``, ``expectations`` with ``type``, ``kwarg
   owner's department, whose zone holds the full anomaly list; default: the dataset's folder
   above the table, ``raw/frontdb/<owner>/<table>``) and an optional ``sensitive``
   (``{column: masking rule}``, the security services' ``partial``, ``generalize`` or
-  ``nullify`` rules, applied to the report's masked view of the anomaly list);
+  ``nullify`` rules, applied to the report's masked view of the anomaly list); an ingestion
+  suite's optional ``masking_policies`` (policies of include/security/masking.yaml) publish
+  the batches it passes to the sharing or open zone (the governance chain, ``govops.chain``);
 * each expectation's ``meta.dimension``: one of the seven quality dimensions, and GX's
   ``severity``: ``critical`` (a failure fails the check: "fail") or ``warning`` ("warn").
   ``meta.rule`` names the rule in the check log; by default, the type and its columns.

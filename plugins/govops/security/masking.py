@@ -529,11 +529,17 @@ def dataset_columns(lake_root: str, dataset: str) -> list[str]:
         raise MaskingError(f"{dataset}: not a readable Parquet dataset in the lake ({exc})") from None
 
 
-def prepare(engine: Any, name: str, lake_root: str) -> Policy:
-    """Load the policy, read the source's columns and labels, resolve a rule for each column."""
+def prepare(engine: Any, name: str, lake_root: str, *, source: str | None = None) -> Policy:
+    """Load the policy, read the source's columns and labels, resolve a rule for each column.
+    ``source`` reads another copy of the policy's source instead (the governance chain reads
+    the batch its quality gate promoted to the clean zone); its own labels apply."""
+    from dataclasses import replace
+
     from govops.security import grading, labeling
 
     spec = load(name)
+    if source is not None:
+        spec = replace(spec, source=source)
     columns = dataset_columns(lake_root, spec.source)
     with engine.connect() as conn:
         labels = labeling.current_labels(conn, spec.source)
