@@ -7,6 +7,7 @@
   event-orders evaluate NUMBER --by B --operator-opinion O --purchaser-opinion P [--incident-type T] [--on DATE]
   jobs sync [--source dag_folder|rest_api] [--work-order W]
   jobs list
+  report --month YYYY-MM [--out DIR]   the job-anomaly summary and the monthly summary (HTML, XLSX)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -57,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--source", choices=("dag_folder", "rest_api"), default="dag_folder")
     a.add_argument("--work-order", default=DEMO_WORK_ORDER, help="item-05 work order of jobs that name none")
     jobs.add_parser("list")
+    a = top.add_parser("report", help="异常作业监控数据分析汇总报告 and 月总结报告 of a month")
+    a.add_argument("--month", required=True, type=lambda v: date.fromisoformat(v + "-01"), help="YYYY-MM")
+    a.add_argument("--out", type=Path, default=None, help="a folder (default: <lake>/reports/ops/YYYY-MM)")
     return p
 
 
@@ -69,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
     try:
+        if args.area == "report":
+            from govops.ops.report_render import report_to
+
+            for line in report_to(engine, args.month, args.out):
+                print(line)
+            return 0
         with engine.begin() as conn:
             if args.area == "event-orders":
                 if args.command == "list":
