@@ -1,0 +1,237 @@
+"""The application-service spec: one YAML file per deliverable (include/analytics/*.yaml).
+
+A statistical analysis (item 14), a report (15), a fusion or mining model (16, 17) or a
+dashboard (18): the lake datasets it reads with the data domain (数据领域) of each, its
+logic (Spark SQL per output, or a Python module), its outputs with their Chinese headers,
+its work order and how it is refreshed. Validated with pydantic, so an error names the file
+and the field, e.g. ``include/analytics/x.yaml: refresh.factor: ...``.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from govops import settings
+from govops.errors import CodedError
+
+ANALYTICS_DIR = "include/analytics"
+_NAME = re.compile(r"[a-z][a-z0-9_]{2,62}")
+_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+Kind = Literal["analysis", "report", "fusion_model", "mining_model", "dashboard"]
+
+
+class SpecError(CodedError, ValueError):
+    """An analytics spec is invalid; the message names the file and the field."""
+
+    code = "SPEC_INVALID"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Input(_Strict):
+    dataset: Annotated[str, Field(pattern=r"^[a-z]+/[a-z0-9_]+(/[a-z0-9_]+)*$")]  # <zone>/<path> in the lake
+    domain: Annotated[str, Field(min_length=2)]  # 数据领域: difficulty counts the distinct ones
+    department: str | None = None  # the providing department (委办局), for the design document
+
+
+class Chart(_Strict):
+    type: Literal["line", "bar"]
+    x: str
+    y: str
+    series: str | None = None  # one line / bar group per value of this column
+    title: str | None = None
+
+
+class Output(_Strict):
+    title: str  # the sheet and section title (Chinese)
+    sql: str | None = None  # Spark SQL over the inputs' views; parameters as :name
+    columns: dict[str, str]  # column -> header (Chinese), in order: the result has exactly these
+    chart: Chart | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("name the output's columns and their headers")
+        bad = [c for c in value if not _IDENT.fullmatch(c)]
+        if bad:
+            raise ValueError(f"column names {bad} must be lower-case identifiers")
+        return value
+
+    @model_validator(mode="after")
+    def _chart_columns(self) -> Output:
+        if self.chart:
+            used = [c for c in (self.chart.x, self.chart.y, self.chart.series) if c]
+            unknown = [c for c in used if c not in self.columns]
+            if unknown:
+                raise ValueError(f"chart uses columns {unknown} the output does not have")
+        return self
+
+
+class Refresh(_Strict):
+    """Automatic (a schedule or an update of an input Asset: not billed) or manual (a
+    report's manual refresh, billed at ``factor`` against ``work_order``)."""
+
+    mode: Literal["automatic", "manual"]
+    schedule: str | None = None  # automatic: a cron expression or preset
+    on_inputs: bool = False  # automatic: run when any input dataset's Asset is updated
+    factor: Annotated[Decimal, Field(ge=Decimal("0.1"), le=Decimal("0.3"))] | None = None  # manual
+    work_order: str | None = None  # manual: the refresh work order (its difficulty = difficulty x factor)
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> Refresh:
+        if self.mode == "automatic":
+            if (self.schedule is None) == (not self.on_inputs):
+                raise ValueError("automatic refresh needs exactly one of schedule or on_inputs: true")
+            if self.factor is not None or self.work_order is not None:
+                raise ValueError("factor and work_order are only used with mode manual")
+        else:
+            if self.factor is None or not self.work_order:
+                raise ValueError("manual refresh needs factor (0.1 to 0.3) and work_order")
+            if self.schedule is not None or self.on_inputs:
+                raise ValueError("a manual refresh has no schedule and no on_inputs")
+        return self
+
+
+class Screen(_Strict):
+    name: str
+    size: Literal["big", "medium", "small"]
+    theme_domains: list[str] = []  # big: the theme domains (主题域) it shows, 1 each
+    modules: list[str] = []  # medium / small: its modules, each a fraction of a theme domain
+
+    @model_validator(mode="after")
+    def _size_fields(self) -> Screen:
+        if self.size == "big" and (not self.theme_domains or self.modules):
+            raise ValueError("a big screen lists theme_domains (and no modules)")
+        if self.size != "big" and (not self.modules or self.theme_domains):
+            raise ValueError("a medium or small screen lists modules (and no theme_domains)")
+        return self
+
+
+class AnalyticsSpec(_Strict):
+    name: str
+    kind: Kind
+    title: str  # the deliverable's title (Chinese), shown in reports
+    description: str = ""
+    department: str  # the requesting department (需求方)
+    work_order: str  # default of the DAG's work_order_id param
+    inputs: dict[str, Input]  # view name -> dataset
+    parameters: dict[str, str | int | float | bool] = {}  # defaults of the SQL's :name parameters
+    module: str | None = None  # instead of sql: a module whose run(spark, views, parameters) returns the outputs
+    outputs: dict[str, Output]
+    refresh: Refresh | None = None  # none: runs only when triggered (delivery and corrections)
+    screens: list[Screen] = []  # dashboards
+    module_factor: Annotated[Decimal, Field(ge=Decimal("0.1"), le=Decimal("0.2"))] | None = None
+    module_work_order: str | None = None  # dashboards with medium / small screens
+    owner: str = "govops"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError("lower-case letters, digits and _; 3-63 characters, starting with a letter")
+        return value
+
+    @field_validator("inputs", "outputs", "parameters")
+    @classmethod
+    def _identifiers(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in value if not _IDENT.fullmatch(k)]
+        if bad:
+            raise ValueError(f"names {bad} must be lower-case identifiers")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnalyticsSpec:
+        if not self.inputs:
+            raise ValueError("inputs: read at least one lake dataset")
+        if not self.outputs:
+            raise ValueError("outputs: declare at least one output")
+        with_sql = [n for n, o in self.outputs.items() if o.sql]
+        if self.module is None and len(with_sql) != len(self.outputs):
+            missing = sorted(set(self.outputs) - set(with_sql))
+            raise ValueError(f"outputs {missing} have no sql: give each output sql, or give module")
+        if self.module is not None:
+            if with_sql:
+                raise ValueError(f"give module or sql, not both (outputs with sql: {with_sql})")
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+", self.module):
+                raise ValueError(f"module {self.module!r} is not a dotted module path")
+        if self.refresh and self.refresh.mode == "manual" and self.kind != "report":
+            raise ValueError("refresh.mode manual is billed only for reports (item 15): use kind report")
+        if self.kind == "dashboard":
+            if not self.screens:
+                raise ValueError("screens: a dashboard lists its screens")
+            small = any(s.size != "big" for s in self.screens)
+            if small != (self.module_factor is not None and bool(self.module_work_order)):
+                raise ValueError("medium / small screens go with module_factor (0.1 to 0.2) and module_work_order")
+        elif self.screens or self.module_factor is not None or self.module_work_order:
+            raise ValueError("screens, module_factor and module_work_order are only used by kind dashboard")
+        return self
+
+    @property
+    def domains(self) -> list[str]:
+        """The distinct data domains (数据领域) of the inputs, in order of first use."""
+        return list(dict.fromkeys(i.domain for i in self.inputs.values()))
+
+    @property
+    def dag_id(self) -> str:
+        return f"analytics_{self.name}"
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors():
+        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after")) or "(spec)"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_spec(spec_json: str) -> AnalyticsSpec:
+    """A spec handed over as JSON (the Spark job's --spec); a SpecError names the field."""
+    try:
+        return AnalyticsSpec.model_validate_json(spec_json)
+    except ValidationError as exc:
+        raise SpecError(f"--spec: {_describe(exc)}") from None
+
+
+def load_spec(path: Path) -> AnalyticsSpec:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec is a mapping of fields")
+    try:
+        spec = AnalyticsSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{path}: {_describe(exc)}") from exc
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: name: {spec.name!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def spec_files(folder: Path | None = None) -> list[Path]:
+    """The spec files: GOVOPS_ANALYTICS_DIR (tests, deployments), else include/analytics."""
+    import os
+
+    folder = folder or Path(os.environ.get("GOVOPS_ANALYTICS_DIR") or settings.repo_root() / ANALYTICS_DIR)
+    return sorted(folder.glob("*.yaml"))
+
+
+def load_specs(folder: Path | None = None) -> tuple[list[AnalyticsSpec], list[SpecError]]:
+    """Every valid spec, and the errors of the others (a bad spec never hides the rest)."""
+    specs, errors = [], []
+    for path in spec_files(folder):
+        try:
+            specs.append(load_spec(path))
+        except SpecError as exc:
+            errors.append(exc)
+    return specs, errors
