@@ -1,0 +1,431 @@
+"""The sharing API server (items 12/13): a FastAPI app over the interface sets of include/apis.
+
+Every set serves ``/api/sets/<set>/``: ``sample.json`` and ``sample.xml`` (样例数据),
+``rows.json`` and ``rows.xml`` (query pages), ``rows.csv`` (export, ``bom=true`` for Excel)
+and ``rows.ndjson`` (streaming). ``/api/sets`` is the API list. Every call of a set, refused
+or answered, is recorded (govops.sharing.records) before its answer goes out. Errors are
+problem details (RFC 9457) naming the parameter; they never carry the server's internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy import Engine
+
+from govops.sharing import formats
+from govops.sharing.callers import Caller, KeyStore, signed_message
+from govops.sharing.limits import Limiter, tier
+from govops.sharing.query import ApiError, CursorCodec, Query, bad, count_sql, parse, select_sql
+from govops.sharing.records import CallRecord, Recorder
+from govops.sharing.spec import ApiSetSpec, LoadedSet, load_all
+from govops.sharing.versions import DatasetUnavailable, Version, VersionResolver
+
+log = logging.getLogger("govops.sharing")
+INTERFACES = {  # (resource, format) -> interface name in the call records
+    ("sample", "json"): "sample_json", ("sample", "xml"): "sample_xml",
+    ("rows", "json"): "query_json", ("rows", "xml"): "query_xml",
+    ("rows", "csv"): "export_csv", ("rows", "ndjson"): "stream_ndjson",
+}  # fmt: skip
+MEDIA = {"json": "application/json", "xml": "application/xml; charset=utf-8", "csv": "text/csv; charset=utf-8",
+         "ndjson": "application/x-ndjson"}  # fmt: skip
+
+
+@dataclass
+class ServerConfig:
+    lake_root: str
+    apis_dir: Path
+    engine: Engine
+    cursor_key: bytes
+    key_cache_seconds: float = 2.0
+    signature_window: int = 300
+    threads: int = 2
+    sets: dict[str, LoadedSet] = field(default_factory=dict)
+    spec_errors: list[str] = field(default_factory=list)
+
+
+def default_config() -> ServerConfig:
+    from sqlalchemy import create_engine
+
+    from govops import settings
+    from govops.security.signing import signing_key
+    from govops.sharing.spec import apis_dir
+
+    engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID), pool_size=10, max_overflow=20,
+                           pool_pre_ping=True)  # fmt: skip
+    _, cursor_key = signing_key("govops-sharing:cursor")
+    return ServerConfig(
+        lake_root=settings.lake_root(), apis_dir=apis_dir(), engine=engine, cursor_key=cursor_key,
+        key_cache_seconds=float(os.environ.get("GOVOPS_API_KEY_CACHE_SECONDS", "2")),
+    )  # fmt: skip
+
+
+class Server:
+    """What the routes share: sets, lake versions, DuckDB, keys, limits, the recorder."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        import duckdb
+
+        self.config = config
+        if not config.sets and not config.spec_errors:
+            config.sets, config.spec_errors = load_all(config.apis_dir)
+        for error in config.spec_errors:
+            log.error("%s (this set is not served; the others are)", error)
+        self.sets = config.sets
+        self.resolver = VersionResolver(config.lake_root)
+        self.duck = duckdb.connect(":memory:", config={"threads": config.threads})
+        self.codec = CursorCodec(config.cursor_key)
+        self.keys = KeyStore(config.engine, config.key_cache_seconds)
+        self.limiter = Limiter(config.engine)
+        self.recorder = Recorder(config.engine)
+        self._fs: Any = None
+
+    # --- one call ---
+
+    def call(self, request: Request, set_name: str, resource: str, fmt: str) -> Response:
+        started, now = time.perf_counter(), datetime.now(UTC)
+        interface = INTERFACES.get((resource, fmt), f"{resource}_{fmt}"[:40])
+        record = CallRecord(str(uuid.uuid4()), set_name[:100], interface, now, 0)
+        counted: Caller | None = None
+        try:
+            loaded = self.sets.get(set_name)
+            if loaded is None or (resource, fmt) not in INTERFACES:
+                raise ApiError(404, "NOT_FOUND", f"no interface {resource}.{fmt} of a set {set_name[:100]!r}")
+            spec = loaded.spec
+            caller, approved = self._authenticate(request, now)
+            record.caller_id, record.key_id = caller.caller_id, caller.key_id
+            self._authorize(spec, caller, approved)
+            decision = self.limiter.check(caller.caller_id, spec.set, tier(spec.sla, caller.roles), now)
+            if not decision.allowed:
+                what = "monthly quota" if decision.reason == "quota" else "rate limit"
+                raise ApiError(
+                    429,
+                    "QUOTA_EXCEEDED" if decision.reason == "quota" else "RATE_LIMITED",
+                    f"the {what} of set {spec.set} is used up for this caller",
+                    None,
+                    decision.headers,
+                )
+            counted = caller
+            version = self._version(spec)
+            params = list(request.query_params.multi_items())
+            if resource == "sample":
+                if params:
+                    raise bad(params[0][0], "the sample interface takes no parameters")
+                query = parse(spec, [("limit", str(spec.sample_rows))], set(caller.roles), page=True,
+                              codec=self.codec)  # fmt: skip
+                query.limit = spec.sample_rows
+            else:
+                query = parse(spec, params, set(caller.roles), page=fmt in ("json", "xml"), codec=self.codec,
+                              version=version)  # fmt: skip
+            headers = {**decision.headers, "X-Request-Id": record.request_id, "X-Dataset-Version": version.version_id}
+            if fmt in ("csv", "ndjson"):
+                return self._stream(spec, query, version, fmt, record, started, headers)
+            body, rows = self._page(spec, query, version, fmt, paged=resource == "rows")
+            record.status, record.rows, record.bytes = 200, rows, len(body)
+            record.latency_ms = (time.perf_counter() - started) * 1000
+            self.recorder.write(record)  # committed before the answer leaves
+            return Response(body, 200, headers, media_type=MEDIA[fmt])
+        except ApiError as exc:
+            if counted is not None and exc.status != 429:
+                self.limiter.refund(counted.caller_id, set_name, now)
+            return self._refuse(exc, record, started, set_name)
+        except Exception:
+            log.exception("request %s failed", record.request_id)
+            if counted is not None:
+                self.limiter.refund(counted.caller_id, set_name, now)
+            return self._refuse(ApiError(500, "INTERNAL_ERROR", "the server could not answer this request; quote "
+                                                                "its request id to the operator"),
+                                record, started, set_name)  # fmt: skip
+
+    def _refuse(self, exc: ApiError, record: CallRecord, started: float, set_name: str) -> Response:
+        body: dict[str, Any] = {"type": "about:blank", "title": exc.code, "status": exc.status, "detail": exc.detail,
+                                "request_id": record.request_id}  # fmt: skip
+        if exc.parameter:
+            body["parameter"] = exc.parameter
+        if set_name in self.sets:
+            body["set"] = set_name
+        payload = formats.dumps(body)
+        record.status, record.error_code, record.bytes = exc.status, exc.code, len(payload)
+        record.rows = 0
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        try:
+            self.recorder.write(record)
+        except Exception:
+            log.exception("call record of %s not written", record.request_id)
+            return Response(status_code=503, headers={"X-Request-Id": record.request_id})
+        headers = {**exc.headers, "X-Request-Id": record.request_id}
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="govops"'
+        return Response(payload, exc.status, headers, media_type="application/problem+json")
+
+    def _authenticate(self, request: Request, now: datetime) -> tuple[Caller, frozenset[str]]:
+        h = request.headers
+        result: tuple[Caller, frozenset[str]] | str
+        if "x-app-key" in h:
+            message = signed_message(request.method, request.url.path, request.url.query, h.get("x-timestamp", ""))
+            result = self.keys.check_signature(h["x-app-key"], h.get("x-timestamp", ""), h.get("x-signature", ""),
+                                               message, now, self.config.signature_window)  # fmt: skip
+        else:
+            auth = h.get("authorization", "")
+            presented = auth[7:].strip() if auth.lower().startswith("bearer ") else h.get("x-api-key", "")
+            if not presented:
+                raise ApiError(401, "UNAUTHENTICATED", "an API key is required (Authorization: Bearer <key>)")
+            result = self.keys.check(presented, now)
+        if isinstance(result, str):
+            raise ApiError(401, "UNAUTHENTICATED", result)
+        return result
+
+    @staticmethod
+    def _authorize(spec: ApiSetSpec, caller: Caller, approved: frozenset[str]) -> None:
+        if caller.allowed_sets is not None and spec.set not in caller.allowed_sets:
+            raise ApiError(403, "FORBIDDEN", f"caller {caller.caller_id} may not call set {spec.set}")
+        if spec.open_type == "共享" and caller.kind != "department":
+            raise ApiError(403, "FORBIDDEN", f"set {spec.set} is shared (共享) with government departments only")
+        if spec.open_type == "有条件开放" and spec.set not in approved:
+            raise ApiError(403, "FORBIDDEN", f"set {spec.set} is conditionally open (有条件开放): it needs an approved "
+                                             f"application of caller {caller.caller_id}")  # fmt: skip
+
+    def _version(self, spec: ApiSetSpec) -> Version:
+        try:
+            return self.resolver.resolve(spec.dataset)
+        except DatasetUnavailable:
+            raise ApiError(503, "SET_UNAVAILABLE", f"set {spec.set} has no published data at the moment",
+                           None, {"Retry-After": "5"}) from None  # fmt: skip
+
+    # --- DuckDB ---
+
+    def _source(self, cur: Any, version: Version) -> tuple[str, list[Any]]:
+        """The FROM of a query over exactly this version's files."""
+        if version.local:
+            return "read_parquet(?)", [list(version.files)]
+        import pyarrow.dataset as ds
+        from pyarrow import fs
+
+        if self._fs is None:
+            self._fs = fs.FileSystem.from_uri(self.config.lake_root)[0]
+        cur.register("version_files", ds.dataset(list(version.files), format="parquet", filesystem=self._fs))
+        return "version_files", []
+
+    @staticmethod
+    def _run(cur: Any, sql: str, params: list[Any], arrow: bool) -> Any:
+        """Rows (a DuckDB result), or with ``arrow`` an Arrow batch reader."""
+        return cur.sql(sql, params=params).to_arrow_reader(50_000) if arrow else cur.execute(sql, params)
+
+    def _execute(self, spec: ApiSetSpec, version: Version, build: Any, arrow: bool = False) -> tuple[Any, Version]:
+        """Run ``build(source) -> (sql, params)``; if the files vanished (a swap mid-query) and
+        the query has no cursor, once more on the new version."""
+        import duckdb
+
+        for attempt in (0, 1):
+            cur = self.duck.cursor()
+            source, head = self._source(cur, version)
+            sql, params = build(source)
+            try:
+                return self._run(cur, sql, head + params, arrow), version
+            except duckdb.IOException:
+                newer = self._version(spec)
+                if attempt or newer.version_id == version.version_id:
+                    raise ApiError(
+                        503,
+                        "SET_UNAVAILABLE",
+                        f"set {spec.set}: the data changed during the query; try again",
+                        None,
+                        {"Retry-After": "1"},
+                    ) from None
+                version = newer
+        raise AssertionError("unreachable")
+
+    def _page(self, spec: ApiSetSpec, query: Query, version: Version, fmt: str, paged: bool) -> tuple[bytes, int]:
+        n_fields = len(query.fields)
+        if query.after is not None:  # a cursor pins the version it was issued for
+            cur, used = self._execute_pinned(spec, version, lambda s: select_sql(spec, query, s)[:2])
+        else:
+            cur, used = self._execute(spec, version, lambda s: select_sql(spec, query, s)[:2])
+        rows = cur.fetchall()
+        assert query.limit is not None
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        meta: dict[str, Any] = {"set": spec.set, "version": used.version_id, "count": len(rows)}
+        if paged:
+            last = rows[-1][n_fields:] if rows else None
+            meta["next_cursor"] = (
+                self.codec.encode(used.version_id, query.binding(spec.set), list(last))
+                if more and last is not None
+                else None
+            )
+            if query.total:
+                meta["total"] = self._execute_pinned(spec, used, lambda s: count_sql(query, s))[0].fetchone()[0]
+        out = [r[:n_fields] for r in rows]
+        body = (
+            formats.page_json(meta, query.fields, out) if fmt == "json" else formats.page_xml(meta, query.fields, out)
+        )
+        return body, len(out)
+
+    def _execute_pinned(self, spec: ApiSetSpec, version: Version, build: Any,
+                        arrow: bool = False) -> tuple[Any, Version]:  # fmt: skip
+        import duckdb
+
+        cur = self.duck.cursor()
+        source, head = self._source(cur, version)
+        sql, params = build(source)
+        try:
+            return self._run(cur, sql, head + params, arrow), version
+        except duckdb.IOException:
+            raise ApiError(409, "CURSOR_STALE", "parameter 'cursor': the dataset was republished during this query; "
+                                                "start again without a cursor", "cursor") from None  # fmt: skip
+
+    def _stream(self, spec: ApiSetSpec, query: Query, version: Version, fmt: str, record: CallRecord,
+                started: float, headers: dict[str, str]) -> Response:  # fmt: skip
+        run = self._execute_pinned if query.after is not None else self._execute
+        reader, used = run(spec, version, lambda s: select_sql(spec, query, s)[:2], arrow=True)
+        names = query.fields
+        record.status, record.completed = 200, False
+        self.recorder.write(record)  # before the first byte; rows and bytes follow when it ends
+
+        def body() -> Iterator[bytes]:
+            sent, rows = 0, 0
+
+            def batches() -> Iterator[Any]:
+                nonlocal rows
+                for batch in reader:
+                    if query.limit is not None and rows + batch.num_rows > query.limit:
+                        batch = batch.slice(0, query.limit - rows)
+                    rows += batch.num_rows
+                    yield batch
+                    if query.limit is not None and rows >= query.limit:
+                        return
+
+            chunks = (
+                formats.csv_chunks(batches(), names, query.bom)
+                if fmt == "csv"
+                else formats.ndjson_chunks(batches(), names)
+            )
+            completed = False
+            try:
+                for chunk in chunks:
+                    sent += len(chunk)
+                    yield chunk
+                completed = True
+            finally:
+                record.rows, record.bytes, record.completed = rows, sent, completed
+                record.latency_ms = (time.perf_counter() - started) * 1000
+                self.recorder.write(record, finish=True)  # before the stream's end reaches the client
+
+        headers = {**headers, "X-Dataset-Version": used.version_id}
+        if fmt == "csv":
+            headers["Content-Disposition"] = f'attachment; filename="{spec.set}.csv"'
+        return StreamingResponse(body(), 200, headers, media_type=MEDIA[fmt])
+
+    def api_list(self) -> list[dict[str, Any]]:
+        return [{"set": s.spec.set, "title": s.spec.title, "open_type": s.spec.open_type, "catalog": s.spec.catalog,
+                 "interfaces": [f"/api/sets/{s.spec.set}/{r}.{f}" for r, f in INTERFACES],
+                 "max_page_size": s.spec.max_page_size} for s in self.sets.values()]  # fmt: skip
+
+
+def create_app(config: ServerConfig | None = None) -> FastAPI:
+    """The app; the sets are read from ``config.apis_dir`` once, at start."""
+    from contextlib import asynccontextmanager
+
+    server = Server(config or default_config())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        yield
+        server.recorder.close()  # the records still queued are committed
+
+    app = FastAPI(title="govops 数据共享/开放接口", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.server = server
+
+    @app.get("/api/sets", summary="API接口列表")
+    def api_list() -> JSONResponse:
+        return JSONResponse({"sets": server.api_list()})
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for loaded in server.sets.values():
+        _add_set_routes(app, server, loaded.spec)
+
+    @app.get("/api/sets/{set_name}/{resource}.{fmt}", include_in_schema=False)
+    def other(request: Request, set_name: str, resource: str, fmt: str) -> Response:
+        return server.call(request, set_name, resource, fmt)
+
+    return app
+
+
+def _parameters(spec: ApiSetSpec, resource: str, fmt: str) -> list[dict[str, Any]]:
+    """The OpenAPI parameters of one interface, from the spec."""
+    if resource == "sample":
+        return []
+    types = {
+        "integer": ("integer", None),
+        "number": ("number", None),
+        "string": ("string", None),
+        "date": ("string", "date"),
+        "timestamp": ("string", "date-time"),
+        "boolean": ("boolean", None),
+    }
+    out: list[dict[str, Any]] = [
+        {"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "comma-separated fields"},
+        {
+            "name": "sort",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": f"comma-separated, -field descending: {', '.join(sorted({spec.key, *spec.sort}))}",
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                **({"maximum": spec.max_page_size} if fmt in ("json", "xml") else {}),
+            },
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "next_cursor of the page before",
+        },
+    ]
+    if fmt in ("json", "xml"):
+        out.append({"name": "total", "in": "query", "schema": {"type": "boolean"}})
+    if fmt == "csv":
+        out.append({"name": "bom", "in": "query", "schema": {"type": "boolean"}, "description": "UTF-8 BOM for Excel"})
+    for name, ops in spec.filters.items():
+        kind, fmt_ = types[spec.fields[name].type]
+        for op in ops:
+            schema: dict[str, Any] = {"type": "boolean"} if op == "null" else {"type": "string" if op == "in" else kind}
+            if fmt_ and op not in ("null", "in"):
+                schema["format"] = fmt_
+            out.append({"name": name if op == "eq" else f"{name}__{op}", "in": "query", "schema": schema,
+                        "description": f"{spec.fields[name].description} ({op})".strip()})  # fmt: skip
+    return out
+
+
+def _add_set_routes(app: FastAPI, server: Server, spec: ApiSetSpec) -> None:
+    def make(resource: str, fmt: str) -> Any:
+        def route(request: Request) -> Response:
+            return server.call(request, spec.set, resource, fmt)
+
+        route.__name__ = f"{spec.set}_{resource}_{fmt}"
+        return route
+
+    for resource, fmt in INTERFACES:
+        app.add_api_route(
+            f"/api/sets/{spec.set}/{resource}.{fmt}", make(resource, fmt), methods=["GET"], tags=[spec.set],
+            summary=f"{spec.title} {INTERFACES[(resource, fmt)]}", response_class=Response,
+            openapi_extra={"parameters": _parameters(spec, resource, fmt)},
+        )  # fmt: skip
