@@ -1,0 +1,150 @@
+"""Report deliverables (数据报表服务, item 15): a page, a workbook and data files, with the
+spec's Chinese titles and headers in every format.
+
+``<lake>/reports/analytics/<spec>/<run>/``:
+- ``report.html``: one self-contained page (charts as inline SVG, no script, nothing loaded
+  from elsewhere), a section per output with its chart and its table;
+- ``report.xlsx``: one sheet per output (openpyxl), headers in Chinese;
+- ``<output>.csv``: UTF-8 with a BOM, so Excel opens Chinese correctly.
+No PDF: no well-kept Python library here renders Chinese into a PDF without a CJK font
+installed on the machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+import tempfile
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from govops.analytics import difficulty as dif
+from govops.analytics.spec import AnalyticsSpec, Output
+
+
+def _chart(output: Output, rows: list[dict[str, Any]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from govops.charts import svg_markup
+
+    chart = output.chart
+    assert chart is not None
+    series: dict[str, dict[Any, float]] = {}
+    for row in rows:
+        key = str(row[chart.series]) if chart.series else output.columns[chart.y]
+        series.setdefault(key, {})[row[chart.x]] = float(row[chart.y] or 0)
+    xs = sorted({row[chart.x] for row in rows}, key=lambda v: (v is None, str(v)))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(len(series), 1)
+    for n, (name, points) in enumerate(sorted(series.items())):
+        values = [points.get(x, 0.0) for x in xs]
+        if chart.type == "line":
+            ax.plot(range(len(xs)), values, marker="o", markersize=3, label=name)
+        else:
+            ax.bar([i + n * width for i in range(len(xs))], values, width=width, label=name)
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel(output.columns[chart.x])
+    ax.set_ylabel(output.columns[chart.y])
+    ax.set_title(chart.title or output.title)
+    if chart.series or len(series) > 1:
+        ax.legend(fontsize=8, ncol=min(len(series), 4))
+    return svg_markup(fig)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def render_html(spec: AnalyticsSpec, results: Mapping[str, list[dict[str, Any]]], manifest: Mapping[str, Any],
+                run_id: str) -> str:  # fmt: skip
+    e = html.escape
+    sections = []
+    for name, out in spec.outputs.items():
+        rows = results[name]
+        head = "".join(f"<th>{e(h)}</th>" for h in out.columns.values())
+        body = "".join("<tr>" + "".join(f"<td>{e(_cell(r[c]))}</td>" for c in out.columns) + "</tr>" for r in rows)
+        figure = f"<figure class=chart>{_chart(out, rows)}</figure>" if out.chart and rows else ""
+        sections.append(f"<section id='{e(name)}'><h2>{e(out.title)}</h2>{figure}"
+                        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>")  # fmt: skip
+    inputs = "".join(
+        f"<li><code>{e(i['dataset'])}</code> ({e(i['domain'])}): {i['rows']:,} 行"
+        f"{', 版本 ' + e(str((i.get('version') or {}).get('run', ''))) if i.get('version') else ''}</li>"
+        for i in manifest["inputs"]
+    )  # fmt: skip
+    d = dif.difficulty(spec)
+    return f"""<!doctype html><html lang=zh-CN><head><meta charset=utf-8><title>{e(spec.title)}</title>
+<style>body{{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;margin:2em;color:#222;
+max-width:1100px}} table{{border-collapse:collapse;margin:.5em 0 2em}} td,th{{padding:3px 10px;
+border-bottom:1px solid #ddd;text-align:left}} figure.chart svg{{max-width:100%;height:auto}}</style></head><body>
+<h1>{e(spec.title)}</h1><p>{e(spec.description)}</p>
+<p>需求部门 {e(spec.department)} · 工单 <code>{e(str(manifest["run"].get("work_order_id") or spec.work_order))}</code>
+· 数据领域 {e("、".join(spec.domains))} · 难度系数 {d} · 运行 <code>{e(run_id)}</code>
+· 生成时间 {e(str(manifest["finished_at"]))}</p>
+<h2>数据来源</h2><ul>{inputs}</ul>{"".join(sections)}</body></html>"""
+
+
+def _sheet_title(title: str, used: set[str]) -> str:
+    base = re.sub(r"[\[\]:*?/\\]", "_", title)[:31] or "sheet"
+    name, n = base, 2
+    while name in used:
+        name, n = f"{base[:28]}_{n}", n + 1
+    used.add(name)
+    return name
+
+
+def write_xlsx(path: Path, spec: AnalyticsSpec, results: Mapping[str, list[dict[str, Any]]]) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    book.remove(book.active)
+    used: set[str] = set()
+    for name, out in spec.outputs.items():
+        sheet = book.create_sheet(_sheet_title(out.title, used))
+        sheet.append(list(out.columns.values()))
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for row in results[name]:
+            sheet.append([row[c] for c in out.columns])
+        sheet.freeze_panes = "A2"
+    book.save(path)
+
+
+def write_csv(path: Path, output: Output, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:  # a BOM: Excel reads it as UTF-8
+        writer = csv.writer(handle)
+        writer.writerow(list(output.columns.values()))
+        writer.writerows([row[c] for c in output.columns] for row in rows)
+
+
+def write_report(lake_root: str, spec: AnalyticsSpec, manifest: Mapping[str, Any], *, run_id: str) -> dict[str, str]:
+    """Write the report's files under ``<lake>/reports/analytics/<spec>/<run>/``; their URIs."""
+    from pyarrow import fs as pafs
+
+    from govops.analytics.runs import read_outputs
+    from govops.spark.manifest import _safe
+
+    results = read_outputs(manifest)
+    folder = f"{lake_root.rstrip('/')}/reports/analytics/{spec.name}/{_safe(run_id)}"
+    out = {"html": f"{folder}/report.html", "xlsx": f"{folder}/report.xlsx"}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp)
+        (local / "report.html").write_text(render_html(spec, results, manifest, run_id), encoding="utf-8")
+        write_xlsx(local / "report.xlsx", spec, results)
+        for name, output in spec.outputs.items():
+            write_csv(local / f"{name}.csv", output, results[name])
+            out[f"csv_{name}"] = f"{folder}/{name}.csv"
+        filesystem, base = pafs.FileSystem.from_uri(folder)
+        filesystem.create_dir(base, recursive=True)
+        pafs.copy_files(str(local), base, destination_filesystem=filesystem)
+    return out
