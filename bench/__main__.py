@@ -25,6 +25,9 @@
    labeling and each masking rule (partial, HMAC-SHA256 / SM3 pseudonyms, FF1, AES-GCM)
    rows/s next to pure-Python FF1, and archive / restore MB/s next to a plain file copy
    (bench/security.py).
+10. Operations reports: the job-anomaly summary and the monthly summary of a month of N DAG
+   runs (default 10,000) with 100,000 task instances and their ledger rows (goal: under
+   30 s; bench/ops_reports.py).
 
 Uses its own ledger database (govops_bench) and lake (GOVOPS_HOME/bench-lake).
 """
@@ -226,9 +229,10 @@ def main() -> None:
     parser.add_argument("--jdbc-partitions", type=int, default=4)
     parser.add_argument("--quality-rows", type=int, default=5_000_000)
     parser.add_argument("--security-rows", type=int, default=5_000_000)
+    parser.add_argument("--ops-runs", type=int, default=10_000)
     parser.add_argument(
         "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction", "quality",
-                           "security"), default=None,
+                           "security", "ops_reports"), default=None,
     )  # fmt: skip
     args = parser.parse_args()
     url = _fresh_ledger()
@@ -260,6 +264,10 @@ def main() -> None:
         from bench.security import bench_security
 
         bench_security(args.security_rows)
+    if args.only in (None, "ops_reports"):
+        from bench.ops_reports import bench_ops_reports
+
+        bench_ops_reports(_fresh_ledger(), args.ops_runs)
 
 
 if __name__ == "__main__":
