@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +61,9 @@ class VersionResolver:
         from urllib.parse import unquote, urlparse
 
         root = os.path.join(unquote(urlparse(self.lake_root).path), dataset)
-        for _ in range(5):
+        for attempt in range(8):
+            if attempt:
+                time.sleep(0.005 * 2**attempt)  # a swap is two renames: it ends within milliseconds
             try:
                 st = os.stat(root)
             except FileNotFoundError:
@@ -88,7 +91,9 @@ class VersionResolver:
         from pyarrow import fs
 
         filesystem, base = fs.FileSystem.from_uri(f"{self.lake_root}/{dataset}")
-        for _ in range(5):
+        for attempt in range(8):
+            if attempt:
+                time.sleep(0.005 * 2**attempt)
             try:
                 infos = filesystem.get_file_info(fs.FileSelector(base, recursive=True))
                 with filesystem.open_input_stream(f"{base}/{COMMIT_MARKER}") as f:
