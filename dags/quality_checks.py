@@ -86,7 +86,8 @@ def quality_dag(dag_id: str, link: chain.Link | None = None) -> DAG:
             if triggering_asset_events:  # a run of the chain, for the dataset its event names
                 declared = chain.links()
                 current = chain.find("quality", params["suite"], declared)
-                event = chain.resolve("quality", current, chain.events(triggering_asset_events), declared)
+                event = chain.resolve("quality", current, chain.events(triggering_asset_events), declared,
+                                      settings.lake_root())
                 now = promotion.version(settings.lake_root(), current.raw)
                 if event.version != now:
                     raise AirflowSkipException(f"{event.dataset} version {event.version} was replaced by {now}: "

@@ -73,13 +73,15 @@ def labeling_dag(dag_id: str, link: chain.Link | None = None) -> DAG:
         def prepare(params: dict | None = None, triggering_asset_events=None) -> dict:
             """Refuse a work order that cannot take item 06, a bad dataset name or grading table.
             A run of the chain labels the promoted dataset its asset event names."""
+            from govops import settings
             from govops.security import detectors, grading
             from govops.settlement.workorders import require_runnable
 
             if triggering_asset_events:  # a run of the chain
                 declared = chain.links()
                 current = chain.find("labeling", params["dataset"], declared)
-                event = chain.resolve("labeling", current, chain.events(triggering_asset_events), declared)
+                event = chain.resolve("labeling", current, chain.events(triggering_asset_events), declared,
+                                      settings.lake_root())
                 print(f"governance chain: {event.dataset} version {event.version} published by {event.source}")
 
             require_runnable(params["work_order_id"], "06", "record")

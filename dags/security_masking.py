@@ -78,7 +78,8 @@ def masking_dag(dag_id: str, policy: str, link: chain.Link | None = None) -> DAG
             if triggering_asset_events:  # a run of the chain: the promoted copy of the policy's source
                 declared = chain.links()
                 current = chain.find("masking", params["policy"], declared)
-                event = chain.resolve("masking", current, chain.events(triggering_asset_events), declared)
+                event = chain.resolve("masking", current, chain.events(triggering_asset_events), declared,
+                                      settings.lake_root())
                 chain.check_policies(current)
                 source = current.clean
                 print(f"governance chain: {event.dataset} published by {event.source}; masking {source}")

@@ -1,8 +1,10 @@
 """The governance chain, run by data: which lake datasets trigger which services.
 
-Every lake dataset a service publishes is an Airflow Asset named ``<zone>/<path>``
-(``raw/frontdb/public_security/persons``) whose URI is the dataset's lake URI. The chain is
-declared in one place, the ingestion suites' ``meta.govops`` (include/quality_suites/):
+Every lake dataset a service publishes is an Airflow Asset: its URI, and its name, is the
+dataset's lake URI (``<lake root>/raw/frontdb/public_security/persons``), its group the zone.
+Airflow keeps one active asset per name, and a task whose outlet is not active fails: a name
+without the lake root would let one lake's assets (the demo's, a test's) block another's.
+The chain is declared in one place, the ingestion suites' ``meta.govops`` (include/quality_suites/):
 
 * ``dataset`` (already the suite's dataset): a new version of that raw dataset triggers the
   suite's check (one DAG ``quality_check__<suite>`` per ingestion suite, scheduled on it);
@@ -70,14 +72,14 @@ class Link:
 class Event:
     """An asset event as a run of the chain sees it."""
 
-    asset: str  # the asset's name
+    asset: str  # the asset's URI
     extra: Mapping[str, Any]
     timestamp: datetime
     source: str = ""  # dag_id/run_id of the run that published it
 
     @property
     def dataset(self) -> str:
-        return str(self.extra.get("dataset") or self.asset)
+        return str(self.extra.get("dataset") or "")
 
     @property
     def version(self) -> str | None:
@@ -160,13 +162,13 @@ def asset_uri(dataset: str, lake_root: str) -> str:
 
 
 def asset(dataset: str, lake_root: str | None = None) -> Asset:
-    """The Airflow Asset of a lake dataset: a stable name, the lake URI, the zone as group."""
+    """The Airflow Asset of a lake dataset: named by its lake URI, the zone as group."""
     from airflow.sdk import Asset
 
     from govops import settings
 
-    return Asset(name=dataset, uri=asset_uri(dataset, lake_root or settings.lake_root()),
-                 group=dataset.split("/", 1)[0])  # fmt: skip
+    uri = asset_uri(dataset, lake_root or settings.lake_root())
+    return Asset(name=uri, uri=uri, group=dataset.split("/", 1)[0])
 
 
 def publication(dataset: str, lake_root: str, **more: Any) -> dict[str, Any]:
@@ -186,22 +188,23 @@ def events(triggering: Any) -> list[Event]:
         for ref in triggering[key]:
             stamp = ref.timestamp
             source = f"{ref.source_dag_id}/{ref.source_run_id}" if ref.source_dag_id else ""
-            seen[(ref.asset.name, stamp.isoformat())] = Event(ref.asset.name, dict(ref.extra or {}), stamp, source)
+            seen[(ref.asset.uri, stamp.isoformat())] = Event(ref.asset.uri, dict(ref.extra or {}), stamp, source)
     return sorted(seen.values(), key=lambda e: e.timestamp)
 
 
-def resolve(stage: str, expected: Link, found: Iterable[Event], declared: Iterable[Link]) -> Event:
+def resolve(stage: str, expected: Link, found: Iterable[Event], declared: Iterable[Link], lake_root: str) -> Event:
     """The event a run of ``stage`` for ``expected`` acts on: the newest. Refuses (ChainError)
-    an event whose dataset no suite declares for this stage, or that is not this link's."""
+    an event whose dataset no suite declares for this stage, that is not on that dataset's
+    asset in this lake, or that is not this link's."""
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r} is not one of {', '.join(STAGES)}")
     triggers = {link.trigger(stage): link for link in declared}
     ordered = list(found)
     if not ordered:
-        raise ChainError(f"{stage}: no triggering asset event (trigger the DAG {stage} by hand instead)")
+        raise ChainError(f"{stage}: no triggering asset event")
     for event in ordered:
         link = triggers.get(event.dataset)
-        if link is None or event.asset != event.dataset:
+        if link is None or event.asset != asset_uri(event.dataset, lake_root):
             raise ChainError(f"{stage}: asset event on {event.asset} (from {event.source or 'outside a run'}) names "
                              f"dataset {event.dataset}, which no ingestion suite declares for {stage}")  # fmt: skip
         if link != expected:

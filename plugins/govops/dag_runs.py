@@ -63,14 +63,10 @@ def run_dag(dag_id: str, *, conf: dict[str, Any] | None = None, logical_date: da
 
 
 def sync_dags() -> None:
-    """Write the DAG folder to the metadata database as the dag-processor does, then run the
-    scheduler's asset pass: the assets the DAGs reference are activated, and those no DAG
-    references any more (another lake root's) are retired. Events are only recorded, and
-    asset-scheduled DAGs only queued, for active assets."""
+    """Write the DAG folder to the metadata database as the dag-processor does (the DAGs, their
+    schedules and the assets they reference, activated)."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
-    from airflow.jobs.job import Job
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
     from airflow.utils.session import create_session
 
     manager = DagBundlesManager()
@@ -80,8 +76,6 @@ def sync_dags() -> None:
         bundle.initialize()
         bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
         sync_bag_to_db(bag, bundle.name, bundle.version)
-    with create_session() as session:
-        SchedulerJobRunner(job=Job(), num_runs=1)._update_asset_orphanage(session=session)
 
 
 def unpause(*dag_ids: str) -> None:
@@ -100,6 +94,7 @@ def run_asset_triggered(dag_id: str) -> DagRunResult | None:
     the way ``dag.test()`` runs one. None when the scheduler sees no asset-triggered run due."""
     import logging
 
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.jobs.job import Job
     from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
     from airflow.models import DagRun, TaskInstance
@@ -110,13 +105,15 @@ def run_asset_triggered(dag_id: str) -> DagRunResult | None:
     from airflow.utils.types import DagRunType
     from sqlalchemy import select
 
-    dag = load_dag(dag_id)
     runner = SchedulerJobRunner(job=Job(), num_runs=1)
     with create_session() as session:
         _, triggered = DagModel.dags_needing_dagruns(session)
         if dag_id not in triggered:
             return None
-        runner._create_dag_runs_asset_triggered(dag_models=[session.get(DagModel, dag_id)], session=session)
+        model = session.get(DagModel, dag_id)
+        fileloc = model.fileloc
+        runner._create_dag_runs_asset_triggered(dag_models=[model], session=session)
+    dag = DagBag(dag_folder=fileloc).dags[dag_id]  # only its own file: the tasks to run
     with create_session() as session:
         dr = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id,
                                                   DagRun.run_type == DagRunType.ASSET_TRIGGERED)
