@@ -41,13 +41,13 @@ def test_listener_opens_updates_and_resolves_one_order(isolated_env: Path, ledge
         first = dag.test(logical_date=LOGICAL, run_after=LOGICAL, run_conf={"fail": True})
         assert str(first.state) == "failed"
         # Two tries, one final failure: one order (the retry is not one; the failed run adds none).
-        assert rows() == [("flaky", "open", "failure", 1, True)]
+        assert rows() == [("flaky", "open", "failed", 1, True)]
         again = dag.test(logical_date=LOGICAL, run_after=LOGICAL, run_conf={"fail": True})
         assert str(again.state) == "failed"
-        assert rows() == [("flaky", "open", "failure", 2, True)]
+        assert rows() == [("flaky", "open", "failed", 2, True)]
         ok = dag.test(logical_date=LOGICAL, run_after=LOGICAL, run_conf={"fail": False})
         assert str(ok.state) == "success"
-        assert rows() == [("flaky", "resolved", "failure", 2, True)]
+        assert rows() == [("flaky", "resolved", "failed", 2, True)]
         with engine.connect() as conn:
             order = conn.execute(text("SELECT * FROM govops.event_order WHERE dag_id = 'ops_listener_probe'")).one()
         assert "RuntimeError: the probe fails on purpose" in order.last_error

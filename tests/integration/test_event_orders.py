@@ -46,7 +46,7 @@ def test_hundred_failures_one_order_resolved_by_the_next_success(fresh_ledger: E
                 conn, failure("extract", f"manual__rerun{i // 10}", at + timedelta(minutes=i), try_number=i % 3 + 1))
         opened.append(new)
     assert opened.count(True) == 1
-    assert orders(e) == [("extract", "open", "failure", 100, "urgent")]
+    assert orders(e) == [("extract", "open", "failed", 100, "urgent")]
     with e.connect() as conn:
         row = conn.execute(text("SELECT * FROM govops.event_order")).one()
     assert row.id == number and row.order_type == "事件单" and row.reporting_unit == "数据运营商"

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from govops.ledger.usage import TaskRef, UsageEvent, record_usage
+from govops.ops.event_orders import raise_order
 from govops.settlement import store, workorders
 from govops.settlement.catalog import load_catalog
 from govops.settlement.evidence import evidence_pack
@@ -134,8 +135,9 @@ def test_late_usage_rework_penalty_and_carry_over(contract_setup: Engine) -> Non
     usage(e, "r7", "WO-1", "01", "record", 500_000, datetime(2025, 5, 3, tzinfo=UTC))
     with e.begin() as conn:
         workorders.rescore_rework(conn, "SO-2", D("65"))
-        workorders.open_event_order(conn, "EV-1", "抽取结果丢失", date(2025, 5, 9), incident_type="data_loss")
-        assert store.add_penalty(conn, "2025-P3", "data_loss", event_order_id="EV-1") == D("200000.00")
+        ev = raise_order(conn, "抽取结果丢失", description="", reporter="监理", reporting_unit="区大数据中心",
+                         at=datetime(2025, 5, 9, tzinfo=UTC))
+        assert store.add_penalty(conn, "2025-P3", "data_loss", event_order_id=ev) == D("200000.00")
     s = store.settle(e, "2025-P3")
     lines = {x["kind"]: x for x in s["lines"]}
     adj = lines["adjustment"]

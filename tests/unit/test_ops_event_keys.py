@@ -22,4 +22,4 @@ def test_classification_by_the_error_text() -> None:
         "reconciliation", "urgent")
     assert classify("AirflowFailException: s: quality check failed (score 9)")[:2] == ("quality_gate", "normal")
     assert classify("AirflowFailException: WORK_ORDER_REFUSED: work order W is accepted")[:2] == ("refusal", "normal")
-    assert classify("RuntimeError: boom")[:2] == ("failure", "urgent")
+    assert classify("RuntimeError: boom")[:2] == ("failed", "urgent")

@@ -70,10 +70,26 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
         print("  ".join("" if v is None else str(v) for v in r.values()))
 
 
+def _health(engine: Any, command: str) -> list[str]:
+    from govops.ops import health, notify
+
+    if command == "check":
+        with engine.begin() as conn:
+            return health.check(conn).lines()
+    configured = notify.channels()
+    if not configured:
+        return [f"no notification channel: define the Airflow connection {notify.SMTP_CONN_ID} (extra 'to')"]
+    return notify.send_pending(engine, configured)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
     try:
+        if args.area == "health":
+            for line in _health(engine, args.command):
+                print(line)
+            return 0
         if args.area == "report":
             from govops.ops.report_render import report_to
 

@@ -1,10 +1,29 @@
-"""Event orders (事件单, seed 004): opened by themselves from failures, or raised by hand.
+"""Event orders (事件单, seed 004): opened by themselves from failures and detected problems,
+or raised by hand.
 
-One open order per *dedup key*: the DAG id, the task id (empty for a run-level failure) and
-the run's data interval (its logical date, or its run id when it has neither). Retries,
-re-runs of the same interval and repeated callbacks update that order (``occurrences``,
-``last_error``); a partial unique index allows one open or acknowledged order per key. The
-next successful run of the same key resolves it by itself.
+One open order per *dedup key*. A failure's key is the DAG id, the task id (empty for a
+run-level failure) and the run's data interval (its logical date, or its run id when it has
+neither). Retries, re-runs of the same interval and repeated callbacks update that order
+(``occurrences``, ``last_error``); a partial unique index allows one open or acknowledged
+order per key. The next successful run of the same key resolves it by itself.
+
+``kind`` says what opened the order; the values are stable (reports group by them):
+
+- ``failed``: a task's final failure after its retries, or a failed DAG run (the listener);
+- ``quality_gate``: a quality gate that failed (``quality check failed``);
+- ``reconciliation``: counts that do not reconcile (``counts do not reconcile``);
+- ``refusal``: a task refused with a coded error (``WORK_ORDER_REFUSED: ...``);
+- ``stuck``: a task instance or DAG run queued or running far past its usual duration;
+- ``slow``: a DAG's latest successful run took longer than its baseline of recent successes;
+- ``late``: a scheduled run not started, or not finished, by its deadline (a Deadline Alert
+  or the monitoring pass, ``govops.ops.health``);
+- ``import_error``: a DAG file that does not import;
+- ``manual``: raised by hand (``raise_order``).
+
+The first four come from the listener; ``stuck``, ``slow``, ``late`` and ``import_error``
+from ``govops.ops.health`` (their keys end in the kind: ``dag|task|interval|stuck``,
+``dag||slow``, ``dag||interval|late``, ``import_error|bundle:file``), which resolves them
+when the problem is gone.
 
 States: open -> acknowledged -> resolved -> evaluated (事后评估). An evaluation may name an
 incident type of the contract's penalty list; settlement takes that penalty in the period
@@ -28,6 +47,7 @@ OPEN = ("open", "acknowledged")
 TRANSITIONS = {"open": {"acknowledged", "resolved"}, "acknowledged": {"resolved"}, "resolved": {"evaluated"},
                "evaluated": set()}  # fmt: skip
 URGENCIES = ("low", "normal", "urgent")
+KINDS = ("failed", "quality_gate", "reconciliation", "refusal", "stuck", "slow", "late", "import_error", "manual")
 REPORTING_UNIT = "数据运营商"  # an order the operations platform opened itself
 REPORTER = "govops（自动）"
 
@@ -80,7 +100,7 @@ def classify(error: str) -> tuple[str, str, str]:
     for kind, pattern, urgency, title in CLASSES:
         if pattern.search(error):
             return kind, urgency, title
-    return "failure", "urgent", "作业失败"
+    return "failed", "urgent", "作业失败"
 
 
 def _number(conn: Connection, at: datetime) -> str:
@@ -182,6 +202,93 @@ def resolve_by_success(conn: Connection, dag_id: str, task_id: str, run_id: str,
     )
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A problem the monitoring pass or a Deadline Alert detected; ``key`` is its dedup key."""
+
+    kind: str  # stuck, slow, late, import_error
+    key: str
+    title: str
+    description: str
+    occurred_at: datetime
+    urgency: str = "urgent"
+    dag_id: str | None = None
+    task_id: str = ""
+    run_id: str | None = None
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    work_order_id: str | None = None
+    service_item_code: str | None = None
+    links: dict[str, str] = field(default_factory=dict)
+
+
+def record_problem(conn: Connection, problem: Problem) -> tuple[str, bool]:
+    """Open the key's order, or update the open one. Returns (number, opened). A repeated
+    pass only refreshes it (``last_seen_at``); ``occurrences`` counts the distinct runs seen."""
+    params = {"error": problem.description[:4000], "at": problem.occurred_at, "run": problem.run_id,
+              "key": problem.key, "links": json.dumps(problem.links, ensure_ascii=False)}  # fmt: skip
+    update = """UPDATE govops.event_order SET last_error = :error, last_seen_at = :at,
+                    links = links || CAST(:links AS jsonb), run_id = :run,
+                    occurrences = occurrences + CASE WHEN run_id IS DISTINCT FROM :run THEN 1 ELSE 0 END
+                WHERE dedup_key = :key AND state IN ('open', 'acknowledged') RETURNING id"""
+    repeat = conn.execute(text(update), params).scalar()
+    if repeat is not None:
+        return repeat, False
+    wo = _work_order(conn, problem.work_order_id)
+    row = conn.execute(
+        text(
+            """INSERT INTO govops.event_order (id, title, occurred_on, description, work_order_id, dag_id, run_id,
+                   task_id, state, order_type, kind, dedup_key, service_order_id, service_item_code, urgency,
+                   started_at, reporting_unit, reporter, operator_owner, data_interval_start, data_interval_end,
+                   links, occurrences, last_error, last_seen_at)
+               VALUES (:id, :title, :on, :error, :wo, :dag, :run, :task, 'open', '事件单', :kind, :key, :so, :item,
+                   :urgency, :at, :unit, :reporter, :owner, :dis, :die, CAST(:links AS jsonb), 1, :error, :at)
+               ON CONFLICT (dedup_key) WHERE state IN ('open', 'acknowledged') DO UPDATE SET
+                   last_seen_at = EXCLUDED.last_seen_at, last_error = EXCLUDED.last_error
+               RETURNING id, (xmax = 0) AS inserted"""
+        ),
+        {**params, "id": _number(conn, problem.occurred_at), "title": problem.title, "on": problem.occurred_at.date(),
+         "wo": wo.id if wo else None, "dag": problem.dag_id, "task": problem.task_id or None, "kind": problem.kind,
+         "so": wo.service_order_id if wo else None,
+         "item": wo.service_item_code if wo else problem.service_item_code, "urgency": problem.urgency,
+         "unit": REPORTING_UNIT, "reporter": REPORTER, "owner": wo.operator_owner if wo else None,
+         "dis": problem.data_interval_start, "die": problem.data_interval_end},
+    ).one()  # fmt: skip
+    return row.id, bool(row.inserted)
+
+
+def resolve_keys(conn: Connection, keys: list[str], at: datetime, why: str) -> list[str]:
+    """Resolve the open orders of these keys by themselves (the problem is gone)."""
+    if not keys:
+        return []
+    return list(
+        conn.execute(
+            text(
+                """UPDATE govops.event_order SET state = 'resolved', resolved_at = :at, ended_at = :at,
+                       resolved_by = 'govops（自动）', resolution = :why
+                   WHERE dedup_key = ANY(:keys) AND state IN ('open', 'acknowledged') RETURNING id"""
+            ),
+            {"keys": keys, "at": at, "why": why},
+        ).scalars()
+    )
+
+
+def resolve_absent(conn: Connection, kind: str, present: set[str], at: datetime, why: str) -> list[str]:
+    """Resolve the open orders of ``kind`` whose key is not in ``present`` (a complete
+    observation of that kind: what is not seen any more is gone)."""
+    return list(
+        conn.execute(
+            text(
+                """UPDATE govops.event_order SET state = 'resolved', resolved_at = :at, ended_at = :at,
+                       resolved_by = 'govops（自动）', resolution = :why
+                   WHERE kind = :kind AND state IN ('open', 'acknowledged') AND dedup_key <> ALL(:keys)
+                   RETURNING id"""
+            ),
+            {"kind": kind, "keys": sorted(present), "at": at, "why": why},
+        ).scalars()
+    )
+
+
 def raise_order(
     conn: Connection, title: str, *, description: str, reporter: str, reporting_unit: str, urgency: str = "normal",
     work_order_id: str | None = None, estimated_workload: float | None = None, at: datetime | None = None,
@@ -245,7 +352,7 @@ def evaluate(
     from govops.settlement.store import _terms
 
     on = on or datetime.now(UTC).date()
-    # An order opened with an incident type (``open_event_order``) keeps it unless evaluated otherwise.
+    # An order that already carries an incident type (revision 0002's orders) keeps it unless evaluated otherwise.
     incident_type = incident_type or conn.execute(
         text("SELECT incident_type FROM govops.event_order WHERE id = :id"), {"id": number}
     ).scalar()

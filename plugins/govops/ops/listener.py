@@ -1,6 +1,6 @@
 """The Airflow plugin listener (``plugins/govops_ops_plugin.py``): failures open event
-orders, successes resolve them, and a job's first successful scheduled run meters it, with
-no change to any DAG file.
+orders, successes resolve them (a finished run also resolves its ``late`` order), and a
+job's first successful scheduled run meters it, with no change to any DAG file.
 
 Task hooks run in the task's process (the task runner, also under ``dag.test()``); DAG-run
 hooks in the scheduler (or ``dag.test()``). None of them reads Airflow's metadata
@@ -18,7 +18,8 @@ from typing import Any
 from airflow.listeners import hookimpl
 from sqlalchemy import Engine, create_engine
 
-from govops.ops.event_orders import Failure, record_failure, resolve_by_success
+from govops.ops.deadlines import late_key
+from govops.ops.event_orders import Failure, record_failure, resolve_by_success, resolve_keys
 
 log = logging.getLogger(__name__)
 _engines: dict[str, Engine] = {}
@@ -104,6 +105,13 @@ def task_success(task_instance: Any) -> list[str]:
         )  # fmt: skip
 
 
+def _resolve_late(conn: Any, dag_run: Any, at: datetime) -> list[str]:
+    """The run finished: its ``late`` order (a missed deadline) is over."""
+    key = late_key(dag_run.dag_id, dag_run.run_id, dag_run.data_interval_start, dag_run.data_interval_end,
+                   dag_run.logical_date)  # fmt: skip
+    return resolve_keys(conn, [key], at, f"resolved by itself: run {dag_run.run_id} finished ({_state(dag_run.state)})")
+
+
 def dag_run_failure(dag_run: Any, msg: str) -> tuple[str, bool] | None:
     failure = Failure(
         dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id="", occurred_at=dag_run.end_date or datetime.now(UTC),
@@ -112,6 +120,7 @@ def dag_run_failure(dag_run: Any, msg: str) -> tuple[str, bool] | None:
         work_order_id=(dag_run.conf or {}).get("work_order_id"),
     )  # fmt: skip
     with _engine().begin() as conn:
+        _resolve_late(conn, dag_run, failure.occurred_at)
         return record_failure(conn, failure, run_level=True)
 
 
@@ -124,6 +133,7 @@ def dag_run_success(dag_run: Any) -> int | None:
     with _engine().begin() as conn:
         resolve_by_success(conn, dag_run.dag_id, "", dag_run.run_id, dag_run.data_interval_start,
                            dag_run.data_interval_end, dag_run.logical_date, at)  # fmt: skip
+        _resolve_late(conn, dag_run, at)
     if _state(dag_run.run_type) != "scheduled":
         return None
     from govops.ops import DEMO_WORK_ORDER

@@ -79,20 +79,6 @@ def create_task(conn: Connection, task_id: str, plan_id: str, name: str, categor
     )
 
 
-def open_event_order(
-    conn: Connection, event_order_id: str, title: str, occurred_on: date, *, incident_type: str | None = None,
-    description: str = "", work_order_id: str | None = None,
-) -> None:
-    """An event order (事件单) for an emergency; evaluated afterwards, may carry a penalty."""
-    conn.execute(
-        text(
-            """INSERT INTO govops.event_order (id, title, incident_type, occurred_on, description, work_order_id)
-               VALUES (:id, :t, :i, :o, :d, :w)"""
-        ),
-        {"id": event_order_id, "t": title, "i": incident_type, "o": occurred_on, "d": description, "w": work_order_id},
-    )  # fmt: skip
-
-
 def create_service_order(conn: Connection, order: ServiceOrder) -> None:
     conn.execute(
         text(
