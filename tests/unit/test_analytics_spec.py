@@ -137,3 +137,20 @@ def test_the_bundled_specs_load_with_their_difficulty() -> None:
            for s in specs}  # fmt: skip
     assert got["service_events_monthly"] == [("14", 1, Decimal(1))]
     assert got["service_events_report"] == [("15", 1, Decimal(2))]
+
+
+def test_the_factory_builds_analyses_and_reports_only_and_refreshes_on_input_assets() -> None:
+    from govops.analytics.dags import build_dag, schedule_of
+
+    dag = build_dag(build(kind="report", domains=2, refresh={"mode": "automatic", "on_inputs": True}))
+    assert sorted(dag.task_ids) == ["analyze", "commit", "prepare", "report"]
+    assert dag.get_task("analyze").upstream_task_ids == {"prepare"}
+    assert [a.uri for a in schedule_of(build(kind="report", domains=2, refresh={"mode": "automatic",
+                                                                               "on_inputs": True}))] == [
+        "govops-lake://raw/x/d0", "govops-lake://raw/x/d1"]  # fmt: skip
+    assert schedule_of(build(refresh={"mode": "automatic", "schedule": "@monthly"})) == "@monthly"
+    assert "item:14" in build_dag(build()).tags
+    screens = [{"name": "大屏", "size": "big", "theme_domains": ["政务服务"]}]
+    for kind, extra in (("dashboard", {"screens": screens}), ("mining_model", {})):
+        with pytest.raises(SpecError, match=f"kind {kind}: no DAG yet"):
+            build_dag(build(kind=kind, **extra))

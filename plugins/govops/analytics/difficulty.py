@@ -101,3 +101,16 @@ def refresh_line(spec: AnalyticsSpec, work_order: str | None = None) -> MeterLin
 def billed_equivalent(lines: list[MeterLine]) -> Decimal:
     """quantity x difficulty summed: the catalog units the lines are worth before pricing."""
     return sum((Decimal(line.quantity) * line.difficulty for line in lines), Decimal(0))
+
+
+def demo_work_orders(specs: list[AnalyticsSpec]) -> list[tuple[str, str, Decimal, str]]:
+    """(work order, item, difficulty, unit) the specs' default orders need, for the dev
+    fixtures: each at the difficulty its spec gives (a manual refresh's at difficulty x factor)."""
+    orders: dict[str, tuple[str, str, Decimal, str]] = {}
+    for spec in specs:
+        lines = delivery_lines(spec)
+        if spec.refresh is not None and spec.refresh.mode == "manual":
+            lines.append(refresh_line(spec))
+        for line in lines:
+            orders.setdefault(line.work_order, (line.work_order, line.service_item, line.difficulty, line.unit))
+    return list(orders.values())

@@ -198,6 +198,11 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty)
     for o in SERVICE_DEMO_WORK_ORDERS:
         ensure_demo_work_order(ledger, o.work_order_id, o.item, on=date.today(), difficulty=o.difficulty, unit=o.unit)
+    from govops.analytics.difficulty import demo_work_orders as analytics_orders
+    from govops.analytics.spec import load_specs
+
+    for order, item, difficulty, unit in analytics_orders(load_specs()[0]):  # at the difficulty each spec gives
+        ensure_demo_work_order(ledger, order, item, on=date.today(), difficulty=difficulty, unit=unit)
     from govops.ops import DEMO_WORK_ORDER
 
     ensure_demo_work_order(ledger, DEMO_WORK_ORDER, "05", on=date.today())  # the job registry's (item 05)
