@@ -1,7 +1,7 @@
 """The job registry's REST API v2 source against a real ``airflow api-server`` process (JWT
 from ``/auth/token``, ``/api/v2/dags``, DAG details, import errors, dagRuns): it reads the
 same deployment as the DAG folder, and a job's first successful scheduled run is metered
-once."""
+once. The monitoring pass (``govops.ops.health``) reads the same API."""
 
 from __future__ import annotations
 
@@ -95,3 +95,55 @@ def test_rest_source_reads_the_deployment_and_meters_once(api_server: tuple[str,
             ("ops_listener_probe", "WO-REST-05", 1)]
 
 
+
+
+def test_health_pass_reads_the_rest_api(api_server: tuple[str, str, str], fresh_ledger: Engine) -> None:
+    """The monitoring pass through the real api-server: a probe run left running for hours
+    (its task stuck, the run late) and an import error open one order each; a second pass
+    opens none; once the run finished and the file imports, the next pass resolves them."""
+    import uuid
+    from datetime import timedelta
+
+    from airflow.models.errors import ParseImportError
+    from airflow.utils.session import create_session
+
+    from govops.ops.health import check
+
+    day = datetime(2026, 11, 23, tzinfo=UTC)
+    run = probe_dag().test(logical_date=day, run_after=day, run_conf={"fail": False})
+    broken = f"/tmp/govops_h1_{uuid.uuid4().hex[:8]}.py"
+    now = datetime.now(UTC)
+    where = {"d": "ops_listener_probe", "r": run.run_id}
+    with create_session() as session:
+        session.execute(text("""UPDATE dag_run SET state = 'running', run_type = 'scheduled', end_date = NULL,
+                                    queued_at = :q, start_date = :q WHERE dag_id = :d AND run_id = :r"""),
+                        {**where, "q": now - timedelta(hours=7)})  # fmt: skip
+        session.execute(text("""UPDATE task_instance SET state = 'running', end_date = NULL, duration = NULL,
+                                    start_date = :s WHERE dag_id = :d AND run_id = :r"""),
+                        {**where, "s": now - timedelta(hours=7)})  # fmt: skip
+        session.add(ParseImportError(filename=broken, bundle_name="dags-folder", timestamp=now,
+                                     stacktrace="SyntaxError: invalid syntax"))  # fmt: skip
+
+    def mine() -> list[tuple]:
+        with fresh_ledger.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(
+                """SELECT kind, state, task_id FROM govops.event_order
+                   WHERE dag_id = 'ops_listener_probe' OR dedup_key = :k ORDER BY kind"""),
+                {"k": f"import_error|dags-folder:{broken}"})]  # fmt: skip
+
+    source = RestApiSource(*api_server)
+    try:
+        for _ in range(2):
+            with fresh_ledger.begin() as conn:
+                check(conn, source)
+            assert mine() == [("import_error", "open", None), ("late", "open", None), ("stuck", "open", "flaky")]
+    finally:
+        with create_session() as session:
+            session.execute(text("""UPDATE dag_run SET state = 'success', end_date = :e
+                                     WHERE dag_id = :d AND run_id = :r"""), {**where, "e": now})  # fmt: skip
+            session.execute(text("""UPDATE task_instance SET state = 'success', end_date = :e
+                                     WHERE dag_id = :d AND run_id = :r"""), {**where, "e": now})  # fmt: skip
+            session.execute(text("DELETE FROM import_error WHERE filename = :f"), {"f": broken})
+    with fresh_ledger.begin() as conn:
+        check(conn, source)
+    assert mine() == [("import_error", "resolved", None), ("late", "resolved", None), ("stuck", "resolved", "flaky")]
