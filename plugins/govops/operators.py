@@ -162,3 +162,13 @@ class SparkJobOperator(SparkSubmitOperator):
         for key in versions.values():
             mask_secret(base64.b64encode(key).decode())
         return payload
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:  # -> OperatorLineage
+        """OpenLineage (provider ``apache-airflow-providers-openlineage``, when configured): the
+        datasets this attempt's job read and wrote, from its manifest."""
+        from govops.spark.lineage import operator_lineage
+
+        map_index = task_instance.map_index if task_instance.map_index is not None else -1
+        uri = manifests.manifest_uri(settings.lake_root(), task_instance.dag_id, task_instance.run_id,
+                                     task_instance.task_id, map_index)  # fmt: skip
+        return operator_lineage(manifests.read(uri))

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from govops.dag_runs import run_dag
 from govops.sample_data import load_sample
 from govops.settlement.workorders import ensure_demo_work_order
+from tests.dags.lineage import assert_manifest_lineage, openlineage_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 DAG_ID = "pipeline_frontdb_persons"
@@ -78,10 +79,13 @@ def test_full_load_meters_the_table_once(isolated_env: Path, ledger_url: str, so
     assert [r[:6] for r in usage(ledger_url, first.run_id)] == expected
     assert pq.ParquetDataset(published).read(columns=["id"]).num_rows == source_rows[TABLE]
 
-    # A later full load of the same table is not a new table: its records, quantity 0.
-    third = run_dag(DAG_ID, conf={"work_order_id": "WO-TEST-1"}, logical_date=datetime(2026, 6, 5, tzinfo=UTC))
+    # A later full load of the same table is not a new table: its records, quantity 0. Its
+    # extract task's OpenLineage event names the datasets of the job's manifest.
+    with openlineage_events(isolated_env.parent / "openlineage.jsonl") as events:
+        third = run_dag(DAG_ID, conf={"work_order_id": "WO-TEST-1"}, logical_date=datetime(2026, 6, 5, tzinfo=UTC))
     assert third.state == "success", third.task_states
     assert [r[4:6] for r in usage(ledger_url, third.run_id)] == [(0, source_rows[TABLE])]
+    assert_manifest_lineage(events, isolated_env, DAG_ID, third.run_id, "extract", TABLE)
 
 
 def test_failed_attempts_are_recorded_and_meter_nothing(
