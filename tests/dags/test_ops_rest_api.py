@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -147,3 +148,39 @@ def test_health_pass_reads_the_rest_api(api_server: tuple[str, str, str], fresh_
     with fresh_ledger.begin() as conn:
         check(conn, source)
     assert mine() == [("import_error", "resolved", None), ("late", "resolved", None), ("stuck", "resolved", "flaky")]
+
+
+def test_ops_reports_read_the_months_runs_through_the_rest_api(
+    api_server: tuple[str, str, str], fresh_ledger: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monthly summary's DAG runs come from the api-server of the connection
+    govops_airflow_api: exactly the runs due in the month (run_after, in the contract's time
+    zone) that Airflow's own database holds, with their states."""
+    from urllib.parse import quote
+
+    from airflow.utils.session import create_session
+
+    from govops.ops.report_render import report_to
+    from govops.ops.reports import Month
+
+    day = datetime(2026, 10, 7, tzinfo=UTC)
+    run = probe_dag().test(logical_date=day, run_after=day, run_conf={"fail": False})
+    base, user, password = api_server
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    monkeypatch.setenv("AIRFLOW_CONN_GOVOPS_AIRFLOW_API", base.replace("http://", f"http://{credentials}@"))
+    month = Month.of(date(2026, 10, 1))
+    with create_session() as session:
+        expected = session.execute(text(
+            """SELECT dag_id, run_id, state FROM dag_run WHERE run_after >= :s AND run_after < :e"""),
+            {"s": month.start, "e": month.end}).all()  # fmt: skip
+    states = [s for _, _, s in expected]
+    assert ("ops_listener_probe", run.run_id, "success") in [tuple(r) for r in expected]
+
+    lines = report_to(fresh_ledger, month.first, tmp_path)
+    ok, failed = states.count("success"), states.count("failed")
+    rate = f"{ok / (ok + failed):.2%}" if ok + failed else "–"
+    assert f"; {len(expected)} runs, success rate {rate};" in lines[0], lines
+    page = (tmp_path / "monthly.html").read_text(encoding="utf-8")
+    assert f"Source: REST API v2 {base}." in page
+    probe_runs = sum(d == "ops_listener_probe" for d, _, _ in expected)
+    assert f"<td>ops_listener_probe</td><td class=n>{probe_runs}</td>" in page
