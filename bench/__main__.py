@@ -28,6 +28,9 @@
 10. Operations reports: the job-anomaly summary and the monthly summary of a month of N DAG
    runs (default 10,000) with 100,000 task instances and their ledger rows (goal: under
    30 s; bench/ops_reports.py).
+11. Job health: one monitoring pass over N DAG runs (default 10,000) and 100,000 task
+   instances as the REST API returns them (goal: under 10 s), and the listener's own work
+   per task on a real ledger (goal: under 5 ms; bench/ops_health.py).
 
 Uses its own ledger database (govops_bench) and lake (GOVOPS_HOME/bench-lake).
 """
@@ -232,7 +235,7 @@ def main() -> None:
     parser.add_argument("--ops-runs", type=int, default=10_000)
     parser.add_argument(
         "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction", "quality",
-                           "security", "ops_reports"), default=None,
+                           "security", "ops_reports", "ops_health"), default=None,
     )  # fmt: skip
     args = parser.parse_args()
     url = _fresh_ledger()
@@ -268,6 +271,10 @@ def main() -> None:
         from bench.ops_reports import bench_ops_reports
 
         bench_ops_reports(_fresh_ledger(), args.ops_runs)
+    if args.only in (None, "ops_health"):
+        from bench.ops_health import bench_ops_health
+
+        bench_ops_health(_fresh_ledger(), args.ops_runs)
 
 
 if __name__ == "__main__":
