@@ -23,8 +23,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import Engine
 
-from govops.sharing import formats
+from govops.sharing import docs, formats
 from govops.sharing.callers import Caller, KeyStore, signed_message
+from govops.sharing.docs import INTERFACES
 from govops.sharing.limits import Limiter, tier
 from govops.sharing.query import ApiError, CursorCodec, Query, bad, count_sql, parse, select_sql
 from govops.sharing.records import CallRecord, Recorder
@@ -32,11 +33,6 @@ from govops.sharing.spec import ApiSetSpec, LoadedSet, load_all
 from govops.sharing.versions import DatasetUnavailable, Version, VersionResolver
 
 log = logging.getLogger("govops.sharing")
-INTERFACES = {  # (resource, format) -> interface name in the call records
-    ("sample", "json"): "sample_json", ("sample", "xml"): "sample_xml",
-    ("rows", "json"): "query_json", ("rows", "xml"): "query_xml",
-    ("rows", "csv"): "export_csv", ("rows", "ndjson"): "stream_ndjson",
-}  # fmt: skip
 MEDIA = {"json": "application/json", "xml": "application/xml; charset=utf-8", "csv": "text/csv; charset=utf-8",
          "ndjson": "application/x-ndjson"}  # fmt: skip
 
@@ -50,6 +46,7 @@ class ServerConfig:
     key_cache_seconds: float = 2.0
     signature_window: int = 300
     threads: int = 2
+    record_calls: bool = True  # False only in bench/sharing.py (the cost of records); serve has no switch
     sets: dict[str, LoadedSet] = field(default_factory=dict)
     spec_errors: list[str] = field(default_factory=list)
 
@@ -87,7 +84,7 @@ class Server:
         self.codec = CursorCodec(config.cursor_key)
         self.keys = KeyStore(config.engine, config.key_cache_seconds)
         self.limiter = Limiter(config.engine)
-        self.recorder = Recorder(config.engine)
+        self.recorder = Recorder(config.engine, enabled=config.record_calls)
         self._fs: Any = None
 
     # --- one call ---
@@ -329,7 +326,12 @@ class Server:
     def api_list(self) -> list[dict[str, Any]]:
         return [{"set": s.spec.set, "title": s.spec.title, "open_type": s.spec.open_type, "catalog": s.spec.catalog,
                  "interfaces": [f"/api/sets/{s.spec.set}/{r}.{f}" for r, f in INTERFACES],
-                 "max_page_size": s.spec.max_page_size} for s in self.sets.values()]  # fmt: skip
+                 "max_page_size": s.spec.max_page_size, "spec_sha256": s.sha256,
+                 "docs": f"/docs/{s.spec.set}"} for s in self.sets.values()]  # fmt: skip
+
+
+def _page(body: str) -> Response:
+    return Response(body, 200, {"Content-Security-Policy": docs.CSP}, media_type="text/html; charset=utf-8")
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
@@ -343,7 +345,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         yield
         server.recorder.close()  # the records still queued are committed
 
-    app = FastAPI(title="govops 数据共享/开放接口", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(title=docs.APP_TITLE, version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.server = server
 
     @app.get("/api/sets", summary="API接口列表")
@@ -354,78 +356,23 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for loaded in server.sets.values():
-        _add_set_routes(app, server, loaded.spec)
+    specs = [loaded.spec for loaded in server.sets.values()]
+
+    @app.get("/docs", include_in_schema=False)
+    def documentation() -> Response:
+        return _page(docs.render_page(app.openapi(), specs))
+
+    @app.get("/docs/{set_name}", include_in_schema=False)
+    def set_documentation(set_name: str) -> Response:
+        if set_name not in server.sets:
+            return JSONResponse({"detail": f"no set {set_name[:100]!r}"}, 404)
+        return _page(docs.render_page(app.openapi(), [server.sets[set_name].spec]))
+
+    for spec in specs:
+        docs.add_routes(app, server.call, spec)
 
     @app.get("/api/sets/{set_name}/{resource}.{fmt}", include_in_schema=False)
     def other(request: Request, set_name: str, resource: str, fmt: str) -> Response:
         return server.call(request, set_name, resource, fmt)
 
     return app
-
-
-def _parameters(spec: ApiSetSpec, resource: str, fmt: str) -> list[dict[str, Any]]:
-    """The OpenAPI parameters of one interface, from the spec."""
-    if resource == "sample":
-        return []
-    types = {
-        "integer": ("integer", None),
-        "number": ("number", None),
-        "string": ("string", None),
-        "date": ("string", "date"),
-        "timestamp": ("string", "date-time"),
-        "boolean": ("boolean", None),
-    }
-    out: list[dict[str, Any]] = [
-        {"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "comma-separated fields"},
-        {
-            "name": "sort",
-            "in": "query",
-            "schema": {"type": "string"},
-            "description": f"comma-separated, -field descending: {', '.join(sorted({spec.key, *spec.sort}))}",
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                **({"maximum": spec.max_page_size} if fmt in ("json", "xml") else {}),
-            },
-        },
-        {
-            "name": "cursor",
-            "in": "query",
-            "schema": {"type": "string"},
-            "description": "next_cursor of the page before",
-        },
-    ]
-    if fmt in ("json", "xml"):
-        out.append({"name": "total", "in": "query", "schema": {"type": "boolean"}})
-    if fmt == "csv":
-        out.append({"name": "bom", "in": "query", "schema": {"type": "boolean"}, "description": "UTF-8 BOM for Excel"})
-    for name, ops in spec.filters.items():
-        kind, fmt_ = types[spec.fields[name].type]
-        for op in ops:
-            schema: dict[str, Any] = {"type": "boolean"} if op == "null" else {"type": "string" if op == "in" else kind}
-            if fmt_ and op not in ("null", "in"):
-                schema["format"] = fmt_
-            out.append({"name": name if op == "eq" else f"{name}__{op}", "in": "query", "schema": schema,
-                        "description": f"{spec.fields[name].description} ({op})".strip()})  # fmt: skip
-    return out
-
-
-def _add_set_routes(app: FastAPI, server: Server, spec: ApiSetSpec) -> None:
-    def make(resource: str, fmt: str) -> Any:
-        def route(request: Request) -> Response:
-            return server.call(request, spec.set, resource, fmt)
-
-        route.__name__ = f"{spec.set}_{resource}_{fmt}"
-        return route
-
-    for resource, fmt in INTERFACES:
-        app.add_api_route(
-            f"/api/sets/{spec.set}/{resource}.{fmt}", make(resource, fmt), methods=["GET"], tags=[spec.set],
-            summary=f"{spec.title} {INTERFACES[(resource, fmt)]}", response_class=Response,
-            openapi_extra={"parameters": _parameters(spec, resource, fmt)},
-        )  # fmt: skip

@@ -62,14 +62,16 @@ class _Pending:
 class Recorder:
     """The writer thread; :meth:`write` blocks until the record is committed."""
 
-    def __init__(self, engine: Engine, max_batch: int = 500) -> None:
-        self.engine, self.max_batch = engine, max_batch
+    def __init__(self, engine: Engine, max_batch: int = 500, *, enabled: bool = True) -> None:
+        self.engine, self.max_batch, self.enabled = engine, max_batch, enabled
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="call-records", daemon=True)
         self._thread.start()
         self.commits = 0  # how many transactions (for the benchmark's group-commit figure)
 
     def write(self, record: CallRecord, *, wait: bool = True, finish: bool = False) -> None:
+        if not self.enabled:  # the benchmark's records-off server only
+            return
         pending = _Pending(record, finish)
         self._queue.put(pending)
         if wait:

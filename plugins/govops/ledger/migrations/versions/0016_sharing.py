@@ -1,6 +1,7 @@
 """Data sharing and open API service, items 12 and 13 (issue 19): callers (请求方) and their
 API keys (hashes only), applications for conditional sets (有条件开放), the registered
-interface sets (the API list), and the call records (调用记录), one row per call.
+interface sets (the API list, and the data list 资源信息 as a view over it and the data
+catalog), and the call records (调用记录), one row per call.
 
 Revision ID: 0016
 Revises: 0015
@@ -53,19 +54,34 @@ def upgrade() -> None:
         );
         CREATE UNIQUE INDEX api_application_open ON {S}.api_application (caller_id, set_name)
             WHERE status IN ('pending', 'approved');
-        CREATE TABLE {S}.api_set (                       -- API接口列表 / 资源信息: a published set
+        CREATE TABLE {S}.api_set (                       -- API接口列表: a set published by sharing_publish
             set_name text PRIMARY KEY,
             title text NOT NULL,
             dataset text NOT NULL,
             catalog_dataset text NOT NULL,
             open_type text NOT NULL,
-            spec_sha256 text NOT NULL,
+            spec_sha256 text NOT NULL,                    -- the spec file of the last publication
+            dataset_version text NOT NULL,                -- X-Dataset-Version when it was tested
+            openapi_sha256 text NOT NULL,
+            interfaces text[] NOT NULL,                   -- the interfaces' paths
             open_state text NOT NULL CHECK (open_state IN ('open', 'closed')),
-            opened_at timestamptz NOT NULL,
-            registered_at timestamptz NOT NULL DEFAULT now(),
-            work_order_id text,
+            opened_at timestamptz NOT NULL,               -- 开放时间: the first publication
+            published_at timestamptz NOT NULL,            -- the last publication
+            publish_run_id text NOT NULL,
+            publications integer NOT NULL DEFAULT 1,
+            tests_passed integer NOT NULL,
+            tests_total integer NOT NULL,
+            docs_uri text NOT NULL,
+            report_uri text NOT NULL,
+            work_order_id text,                           -- the work order item 12 was metered against
             usage_event_id bigint REFERENCES {S}.usage_event (id)
         );
+        -- 资源信息: the data list of the published sets, with the catalog entry they serve.
+        CREATE VIEW {S}.api_resource AS
+            SELECT s.set_name, s.title, s.dataset, s.catalog_dataset, c.name AS catalog_name,
+                   c.provider_department, c.update_frequency, s.open_type, s.open_state, s.opened_at,
+                   s.published_at, s.dataset_version
+            FROM {S}.api_set s LEFT JOIN {S}.data_catalog c ON c.dataset = s.catalog_dataset;
         CREATE TABLE {S}.api_call (                      -- 调用记录: every call, refused ones too
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             request_id uuid NOT NULL UNIQUE,
@@ -101,6 +117,7 @@ def downgrade() -> None:
         f"""
         DROP TABLE IF EXISTS {S}.api_call;
         DROP FUNCTION IF EXISTS {S}.api_call_no_delete();
+        DROP VIEW IF EXISTS {S}.api_resource;
         DROP TABLE IF EXISTS {S}.api_set;
         DROP TABLE IF EXISTS {S}.api_application;
         DROP TABLE IF EXISTS {S}.api_key;
