@@ -86,25 +86,28 @@ def _plt() -> Any:
     return plt
 
 
-def _stacked(labels: list[str], series: dict[str, list[int]], title: str, *, horizontal: bool) -> str:
+def _stacked(labels: list[str], series: dict[str, list[int]], title: str, *, horizontal: bool,
+             colors: Sequence[str] = _COLORS) -> str:  # fmt: skip
     plt = _plt()
     size = (9, 0.6 + 0.32 * max(len(labels), 1)) if horizontal else (9, 3)
     fig, ax = plt.subplots(figsize=size)
     base = [0] * len(labels)
+    at = list(range(len(labels)))  # positions, so labels like "12" stay labels, not numbers
     for i, (name, values) in enumerate(series.items()):
-        color = _COLORS[i % len(_COLORS)]
+        color = colors[i % len(colors)]
         if horizontal:
-            ax.barh(labels, values, left=base, label=name, color=color)
+            ax.barh(at, values, left=base, label=name, color=color)
         else:
-            ax.bar(labels, values, bottom=base, label=name, color=color)
+            ax.bar(at, values, bottom=base, label=name, color=color)
         base = [b + v for b, v in zip(base, values, strict=True)]
     from matplotlib.ticker import MaxNLocator
 
     (ax.xaxis if horizontal else ax.yaxis).set_major_locator(MaxNLocator(integer=True))  # counts
     if horizontal:
+        ax.set_yticks(at, labels)
         ax.invert_yaxis()
     else:
-        ax.tick_params(axis="x", labelsize=7)
+        ax.set_xticks(at, labels, fontsize=7)
     ax.set_title(title)
     if series:
         ax.legend(fontsize=7)
@@ -213,7 +216,8 @@ def render_monthly(s: MonthlySummary) -> str:
     m, j, q = s.month, s.jobs, s.quality
     title = f"月总结报告 {m.label}"
     plt_volume = _stacked([f"{d.day}" for d in j.daily], {"jobs": list(j.daily.values())},
-                          "scheduled jobs deployed at the end of each day", horizontal=False)  # fmt: skip
+                          "scheduled jobs deployed at the end of each day", horizontal=False,
+        colors=["#2b7bba"])  # fmt: skip
     if s.runs_total is None:
         runs = (f"<p id=runs-unavailable>DAG runs not available: {e(s.runs_source or 'no source')} "
                 "(define the Airflow connection govops_airflow_api).</p>")  # fmt: skip
@@ -225,7 +229,8 @@ def render_monthly(s: MonthlySummary) -> str:
             chart = "<img alt='runs per DAG' src='{}'>".format(_stacked(
                 [f.dag_id for f in top], {"success": [f.success for f in top], "failed": [f.failed for f in top],
                                           "queued/running": [f.other for f in top]},
-                "DAG runs per DAG (top 20)", horizontal=True))  # fmt: skip
+                "DAG runs per DAG (top 20)", horizontal=True,
+                colors=["#1a9850", "#d7301f", "#fdcc8a"]))  # fmt: skip
         runs = (
             f"<p><b id=runs>{t.runs}</b> DAG runs ({t.scheduled} scheduled): <b id=success>{t.success}</b> "
             f"succeeded, <b id=failed>{t.failed}</b> failed, {t.other} queued or running; success rate "
@@ -240,7 +245,8 @@ def render_monthly(s: MonthlySummary) -> str:
     if s.usage_by_item:
         usage_chart = "<img alt='records per item' src='{}'>".format(_stacked(
             [f"{i} {u}" for i, u, *_ in s.usage_by_item], {"records": [r[3] for r in s.usage_by_item]},
-            "records metered per service item", horizontal=True))  # fmt: skip
+            "records metered per service item", horizontal=True,
+            colors=["#2b7bba"]))  # fmt: skip
     rec = q.reconciliation
     status = ", ".join(f"{k} {v}" for k, v in sorted(q.check_status.items())) or "none"
     body = f"""<h1>{e(title)}</h1>
