@@ -10,6 +10,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pyarrow as pa
@@ -305,3 +306,72 @@ def test_every_call_is_recorded_once_with_its_figures(api: dict) -> None:
     assert found[unauth.headers["x-request-id"]].caller_id is None
     s = found[stream.headers["x-request-id"]]
     assert (s.interface, s.rows, s.bytes, s.completed) == ("stream_ndjson", 10, len(stream.content), True)
+
+
+@pytest.mark.browser
+def test_interface_documentation_is_served_offline(api: dict) -> None:
+    import re
+
+    from govops.sharing.docs import CSP, openapi_document, set_paths
+    from govops.sharing.spec import load_all
+    from tests.browser import render
+
+    sets, _ = load_all(api["server"].apis)
+    served = httpx.get(api["url"] + "/openapi.json").json()
+    for name, loaded in sets.items():  # what is documented is what the server serves
+        assert set_paths(served, name) == set_paths(openapi_document([loaded.spec]), name) != {}
+    r = httpx.get(api["url"] + "/docs/legal_persons")
+    assert r.status_code == 200 and r.headers["content-security-policy"] == CSP
+    assert httpx.get(api["url"] + "/docs/broken").status_code == 404
+    everything = httpx.get(api["url"] + "/docs").text
+    assert all(f'id="{s}"' in everything for s in ("legal_persons", "open_persons", "tiny_quota"))
+    shown = render(api["url"] + "/docs/legal_persons")
+    assert "接口文档" in shown.text and "取值范围" in shown.text and "established_on__gte" in shown.text
+    assert "/api/sets/legal_persons/rows.csv" in shown.text and "1 .. 1000" in shown.text
+    # Nothing in the page (after load) points anywhere but this server, and no script runs.
+    assert "<script" not in shown.dom
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import""", shown.dom)
+
+
+def test_call_records_aggregate_and_export_in_the_seeds_four_fields(
+    api: dict, ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openpyxl import load_workbook
+
+    from govops.ledger.usage import contract_timezone
+    from govops.sharing import records
+    from govops.sharing.__main__ import main
+
+    market = f"records-{uuid.uuid4().hex[:6]}"  # a caller of its own: its calls are these four
+    callers.add_caller(api["engine"], market, "区市场监管局", "department", "m@example.org", [])
+    api["keys"][market] = callers.issue_key(api["engine"], market)
+    for _ in range(3):
+        assert get(api, f"{LP}/sample.xml", key=market).status_code == 200
+    assert get(api, f"{LP}/rows.json", key=market, nope="1").status_code == 400
+    today = datetime.now(contract_timezone()).date()
+    with api["engine"].connect() as conn:
+        recorded = dict(conn.execute(text("""SELECT interface, count(*) FROM govops.api_call WHERE caller_id = :c
+                                             GROUP BY 1"""), {"c": market}).all())  # fmt: skip
+    assert recorded == {"sample_xml": 3, "query_json": 1}
+    exported = [r for r in records.export_rows(api["engine"], today, today) if r[1] == f"{market} 区市场监管局"]
+    assert exported == [("legal_persons/query_json", f"{market} 区市场监管局", today.isoformat(), 1),
+                        ("legal_persons/sample_xml", f"{market} 区市场监管局", today.isoformat(), 3)]  # fmt: skip
+    [aggregate] = [a for a in records.aggregates(api["engine"], "month", today, today) if a["caller_id"] == market]
+    assert (aggregate["period_start"], aggregate["calls"], aggregate["answered"], aggregate["refused"]) == (
+        today.replace(day=1), 4, 3, 1)  # fmt: skip
+    monkeypatch.setenv("GOVOPS_DATABASE_URL", ledger_url)
+    for name in ("calls.csv", "calls.xlsx", "monthly.xlsx"):
+        command = "aggregate" if name.startswith("monthly") else "export"
+        extra = ["--period", "month"] if command == "aggregate" else []
+        assert main(["records", command, *extra, "--from", str(today), "--to", str(today),
+                     "--out", str(tmp_path / name)]) == 0  # fmt: skip
+    raw = (tmp_path / "calls.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    lines = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert lines[0] == ["接口信息", "请求方信息", "请求时间", "请求次数"]
+    assert [*exported[1][:3], "3"] in lines
+    book = load_workbook(tmp_path / "calls.xlsx")
+    assert [c.value for c in book["调用记录"][1]] == ["接口信息", "请求方信息", "请求时间", "请求次数"]
+    sheet = load_workbook(tmp_path / "monthly.xlsx")["调用统计"]
+    assert [c.value for c in sheet[1]][:4] == ["统计周期", "接口集", "请求方", "请求次数"]
+    assert any(row[2] == market and row[3] == 4 for row in sheet.iter_rows(min_row=2, values_only=True))

@@ -7,8 +7,8 @@ key issue CALLER [--days N]          prints the key once (only its hash is store
 key revoke KEY_ID --reason TEXT
 application add CALLER SET --purpose TEXT       (有条件开放 sets)
 application approve|refuse ID --by NAME [--days N]
-records aggregate --period day|month --from DATE --to DATE
-records export --from DATE --to DATE --out FILE.csv   (接口信息, 请求方信息, 请求时间, 请求次数)
+records aggregate --period day|month --from DATE --to DATE [--out FILE.xlsx|.csv]
+records export --from DATE --to DATE --out FILE.xlsx|.csv   (接口信息, 请求方信息, 请求时间, 请求次数)
 sample-dataset [--rows N]            publish the sample set's dataset into the lake (file://)
 """
 
@@ -21,6 +21,12 @@ from datetime import date
 from pathlib import Path
 
 from govops.errors import CodedError
+
+
+def _table(value: str) -> Path:
+    if not value.endswith((".xlsx", ".csv")):
+        raise argparse.ArgumentTypeError(f"{value}: a .xlsx or .csv file")
+    return Path(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,10 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--period", choices=("day", "month"), default="day")
     a.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
     a.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
+    a.add_argument("--out", type=_table, default=None, help="write .xlsx or .csv (Chinese headers), not print")
     a = records.add_parser("export")
     a.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
     a.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
-    a.add_argument("--out", type=Path, required=True)
+    a.add_argument("--out", type=_table, required=True)
     a = top.add_parser("sample-dataset")
     a.add_argument("--rows", type=int, default=2000)
     return p
@@ -127,10 +134,17 @@ def _run(args: argparse.Namespace) -> int:
         callers.decide(engine, args.application_id, args.command == "approve", args.by, args.days)
         print(f"application {args.application_id} {args.command}d")
     elif args.area == "records" and args.command == "aggregate":
-        for row in records.aggregates(engine, args.period, args.start, args.end):
-            print(" ".join(f"{k}={v}" for k, v in row.items()))
+        found = records.aggregates(engine, args.period, args.start, args.end)
+        if args.out is None:
+            for row in found:
+                print(" ".join(f"{k}={v}" for k, v in row.items()))
+            return 0
+        header = records.AGGREGATE_HEADER
+        records.write_table(args.out, "调用统计", tuple(header.values()), [tuple(r[k] for k in header) for r in found])
+        print(args.out)
     elif args.area == "records":
-        args.out.write_text(records.export_csv(engine, args.start, args.end), encoding="utf-8")
+        records.write_table(args.out, "调用记录", records.EXPORT_HEADER,
+                            list(records.export_rows(engine, args.start, args.end)))  # fmt: skip
         print(args.out)
     return 0
 

@@ -17,6 +17,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -140,10 +141,13 @@ def aggregates(engine: Engine, period: str, start: date, end: date) -> list[dict
 
 
 EXPORT_HEADER = ("接口信息", "请求方信息", "请求时间", "请求次数")  # seed 000: interface, caller, time, count
+AGGREGATE_HEADER = {"period_start": "统计周期", "set_name": "接口集", "caller_id": "请求方", "calls": "请求次数",
+                    "answered": "成功次数", "refused": "拒绝次数", "rows": "返回条数", "bytes": "返回字节数",
+                    "p50_ms": "P50耗时(ms)", "p99_ms": "P99耗时(ms)"}  # fmt: skip
 
 
-def export_csv(engine: Engine, start: date, end: date) -> str:
-    """The seed's four fields, one line per interface, caller and day (UTF-8 with a BOM)."""
+def export_rows(engine: Engine, start: date, end: date) -> list[tuple[str, str, str, int]]:
+    """The seed's four fields, one line per interface, caller and day (the contract's time zone)."""
     from govops.ledger.usage import contract_timezone
 
     sql = text(f"""
@@ -153,10 +157,41 @@ def export_csv(engine: Engine, start: date, end: date) -> str:
         FROM {S}.api_call c LEFT JOIN {S}.api_caller a USING (caller_id)
         WHERE (c.called_at AT TIME ZONE :tz)::date BETWEEN :start AND :end
         GROUP BY 1, 2, 3 ORDER BY 3, 1, 2""")  # fmt: skip
+    with engine.connect() as conn:
+        found = conn.execute(sql, {"tz": contract_timezone().key, "start": start, "end": end}).all()
+    return [(r.interface, r.caller, r.day.isoformat(), int(r.calls)) for r in found]
+
+
+def export_csv(engine: Engine, start: date, end: date) -> str:
+    """:func:`export_rows` as CSV with the seed's Chinese headers (UTF-8 with a BOM, for Excel)."""
+    return _csv(EXPORT_HEADER, export_rows(engine, start, end))
+
+
+def _csv(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EXPORT_HEADER)
-    with engine.connect() as conn:
-        for r in conn.execute(sql, {"tz": contract_timezone().key, "start": start, "end": end}):
-            writer.writerow([r.interface, r.caller, r.day.isoformat(), r.calls])
+    writer.writerow(header)
+    writer.writerows(rows)
     return "\ufeff" + out.getvalue()
+
+
+def write_table(path: Path, title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """``rows`` under ``header`` as ``.xlsx`` (one sheet named ``title``) or ``.csv`` (with a BOM)."""
+    if path.suffix == ".csv":
+        path.write_text(_csv(header, rows), encoding="utf-8")
+        return
+    if path.suffix != ".xlsx":
+        raise ValueError(f"{path}: .csv or .xlsx")
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = title
+    sheet.append(list(header))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        sheet.append(list(row))
+    sheet.freeze_panes = "A2"
+    book.save(path)
