@@ -1,0 +1,249 @@
+"""What the console shows, read from the ledger database: usage and its drill-down, the
+unassigned queue, periods and statements, work orders, event orders and job health.
+
+Usage belongs to its *effective* work order: the event's own, or the one an assignment
+(``govops.usage_assignment``) gave it later; the ledger row itself never changes. Pages of
+rows are keyset pages over the event id (``after``), so a page is as fast at the end as at
+the start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from govops.ops.event_orders import URGENCIES
+from govops.service_items import SERVICE_ITEMS
+from govops.settlement.catalog import parse_catalog
+from govops.settlement.workorders import RUNNABLE
+
+PAGE = 100
+UNASSIGNED = "-"  # the work-order filter value of the unassigned queue
+DIMENSIONS = ("period", "item", "work_order", "department")
+_WO = "coalesce(e.work_order_id, a.work_order_id)"
+_FROM = "govops.usage_event e LEFT JOIN govops.usage_assignment a ON a.usage_event_id = e.id"
+
+
+@dataclass(frozen=True)
+class UsageFilter:
+    """Filters of the usage pages; ``work_order`` ``-`` is the unassigned queue."""
+
+    period: date | None = None
+    item: str | None = None
+    unit: str | None = None
+    work_order: str | None = None
+    department: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        clauses, params = ["true"], {}
+        for name, column in (("period", "e.period"), ("item", "e.service_item_code"), ("unit", "e.unit"),
+                             ("department", "e.department"), ("dag_id", "e.dag_id"), ("run_id", "e.run_id"),
+                             ("task_id", "e.task_id")):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None:
+                clauses.append(f"{column} = :{name}")
+                params[name] = value
+        if self.work_order == UNASSIGNED:
+            clauses.append(f"{_WO} IS NULL")
+        elif self.work_order is not None:
+            clauses.append(f"{_WO} = :work_order")
+            params["work_order"] = self.work_order
+        return " AND ".join(clauses), params
+
+    def query(self) -> dict[str, str]:
+        """The filter as query parameters (for links)."""
+        return {k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(self).items() if v is not None}
+
+
+def item_name(code: str | None) -> str:
+    return SERVICE_ITEMS[code].name_zh if code in SERVICE_ITEMS else ""
+
+
+def usage_summary(conn: Connection, f: UsageFilter, by: tuple[str, ...] = DIMENSIONS) -> list[dict[str, Any]]:
+    """Quantities per the chosen dimensions (and always per unit: units do not add up)."""
+    columns = {"period": "e.period", "item": "e.service_item_code", "work_order": _WO, "department": "e.department"}
+    keys = [columns[d] for d in DIMENSIONS if d in by] + ["e.unit"]
+    where, params = f.where()
+    rows = conn.execute(
+        text(f"""SELECT {", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))},
+                        sum(e.quantity)::bigint AS quantity, sum(e.records)::bigint AS records,
+                        count(*) AS events, count(DISTINCT (e.dag_id, e.run_id)) AS runs
+                   FROM {_FROM} WHERE {where}
+                  GROUP BY {", ".join(keys)} ORDER BY {", ".join(f"{k} NULLS FIRST" for k in keys)}"""),
+        params,
+    ).all()  # fmt: skip
+    names = [d for d in DIMENSIONS if d in by] + ["unit"]
+    out = []
+    for r in rows:
+        row: dict[str, Any] = dict(zip(names, r[: len(names)], strict=True))
+        row.update(quantity=int(r.quantity), records=None if r.records is None else int(r.records),
+                   events=int(r.events), runs=int(r.runs))  # fmt: skip
+        if "item" in row:
+            row["item_name"] = item_name(row["item"])
+        out.append(row)
+    return out
+
+
+def totals_per_unit(rows: list[dict[str, Any]]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for r in rows:
+        totals[r["unit"]] = totals.get(r["unit"], 0) + r["quantity"]
+    return totals
+
+
+def usage_events(conn: Connection, f: UsageFilter, after: int = 0, limit: int = PAGE) -> tuple[list[dict], int | None]:
+    """One keyset page of ledger rows, oldest first; and the ``after`` of the next page."""
+    where, params = f.where()
+    rows = conn.execute(
+        text(f"""SELECT e.id, e.event_time, e.period, e.service_item_code, e.quantity, e.unit, e.records,
+                        e.work_order_id, a.work_order_id AS assigned_to, a.assigned_by, a.assigned_at,
+                        e.department, e.data_source, e.dag_id, e.run_id, e.task_id, e.map_index, e.try_number,
+                        e.manifest_uri
+                   FROM {_FROM} WHERE {where} AND e.id > :after ORDER BY e.id LIMIT :n"""),
+        {**params, "after": after, "n": limit + 1},
+    ).mappings().all()  # fmt: skip
+    page = [dict(r) for r in rows[:limit]]
+    return page, page[-1]["id"] if len(rows) > limit else None
+
+
+def usage_event(conn: Connection, event_id: int) -> dict[str, Any] | None:
+    row = conn.execute(
+        text(f"""SELECT e.*, a.work_order_id AS assigned_to, a.assigned_by, a.assigned_at
+                   FROM {_FROM} WHERE e.id = :id"""), {"id": event_id},
+    ).mappings().first()  # fmt: skip
+    return None if row is None else dict(row)
+
+
+def assignable_work_orders(conn: Connection) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Per (item, unit), the work orders usage may be assigned to: approved ones (or in
+    progress, or in rework), the states in which runs may meter against them."""
+    rows = conn.execute(
+        text("""SELECT w.id, w.service_item_code, w.unit, w.state, s.name AS service_order
+                  FROM govops.work_order w JOIN govops.service_order s ON s.id = w.service_order_id
+                 WHERE w.state = ANY(:states) ORDER BY w.id"""),
+        {"states": list(RUNNABLE)},
+    ).mappings()  # fmt: skip
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r["service_item_code"], r["unit"]), []).append(dict(r))
+    return out
+
+
+def periods(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text("""SELECT p.id, p.kind, p.start_date, p.end_date, p.state, p.closed_at, p.service_quality,
+                       p.satisfaction, s.state AS statement_state, s.content_hash, s.computed_at,
+                       s.statement -> 'totals' AS totals
+                  FROM govops.settlement_period p LEFT JOIN govops.settlement_statement s ON s.period_id = p.id
+                 ORDER BY p.start_date""")
+    ).mappings()  # fmt: skip
+    return [dict(r) for r in rows]
+
+
+def statement_inputs(conn: Connection, period_id: str) -> dict[str, Any] | None:
+    return conn.execute(
+        text("SELECT inputs FROM govops.settlement_statement WHERE period_id = :p"), {"p": period_id}
+    ).scalar()
+
+
+def tier_slices(inputs: dict[str, Any], wo: dict[str, Any]) -> list[dict[str, Any]]:
+    """How a work order's billing quantity falls into its catalog bands (R2), from the
+    catalog the statement stored: one slice per band reached (graduated), or the one band
+    the whole quantity is priced at (volume). The slices' amounts add up to ``tiered``."""
+    catalog = parse_catalog(inputs["catalog"], "statement inputs")
+    meter = catalog.version(wo["catalog_version"]).items[wo["service_item_code"]].meters[wo["unit"]]
+    quantity = Decimal(wo["billing_quantity"])
+    slices = []
+    for band in meter.bands:
+        if meter.tier_mode == "volume":
+            if band.upper is None or quantity <= band.upper:
+                return [{"lower": band.lower, "upper": band.upper, "quantity": quantity, "price": band.price,
+                         "amount": quantity * band.price}]  # fmt: skip
+            continue
+        if quantity <= band.lower:
+            break
+        top = quantity if band.upper is None else min(quantity, band.upper)
+        slices.append({"lower": band.lower, "upper": band.upper, "quantity": top - band.lower, "price": band.price,
+                       "amount": (top - band.lower) * band.price})  # fmt: skip
+    return slices
+
+
+def work_orders(conn: Connection) -> list[dict[str, Any]]:
+    """Service orders with their work orders, each with its cumulative metered usage."""
+    orders = [dict(r) for r in conn.execute(text("SELECT * FROM govops.service_order ORDER BY id")).mappings()]
+    wos = conn.execute(
+        text("""SELECT w.*, coalesce(u.quantity, 0) AS quantity, coalesce(u.records, 0) AS records,
+                       coalesce(u.event_count, 0) AS events, u.last_event_time,
+                       (SELECT count(DISTINCT e.manifest_uri) FROM govops.usage_event e
+                          LEFT JOIN govops.usage_assignment a ON a.usage_event_id = e.id
+                         WHERE coalesce(e.work_order_id, a.work_order_id) = w.id) AS manifests
+                  FROM govops.work_order w
+                  LEFT JOIN govops.work_order_usage_v1 u
+                    ON u.work_order_id = w.id AND u.service_item_code = w.service_item_code AND u.unit = w.unit
+                 ORDER BY w.id""")
+    ).mappings()  # fmt: skip
+    by_so: dict[str, list[dict[str, Any]]] = {}
+    for w in wos:
+        by_so.setdefault(w["service_order_id"], []).append({**w, "item_name": item_name(w["service_item_code"])})
+    return [{**so, "work_orders": by_so.get(so["id"], [])} for so in orders]
+
+
+_URGENCY_ORDER = "CASE urgency " + " ".join(f"WHEN '{u}' THEN {i}" for i, u in enumerate(reversed(URGENCIES))) + " END"
+
+
+def event_orders(conn: Connection, states: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Event orders in ``states``, the most urgent first, then the oldest."""
+    rows = conn.execute(
+        text(f"""SELECT id, state, kind, urgency, title, dag_id, run_id, task_id, occurrences, work_order_id,
+                        incident_type, started_at, last_seen_at, acknowledged_by, resolved_by, resolution,
+                        evaluated_on, last_error, links
+                   FROM govops.event_order WHERE state = ANY(:states)
+                  ORDER BY {_URGENCY_ORDER}, started_at NULLS LAST, id"""),
+        {"states": list(states)},
+    ).mappings()  # fmt: skip
+    return [dict(r) for r in rows]
+
+
+def run_usage(conn: Connection, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """What one DAG run metered, per task, item, unit and effective work order."""
+    rows = conn.execute(
+        text(f"""SELECT e.task_id, e.map_index, e.service_item_code, e.unit, {_WO} AS work_order_id,
+                        sum(e.quantity)::bigint AS quantity, sum(e.records)::bigint AS records, count(*) AS events
+                   FROM {_FROM} WHERE e.dag_id = :d AND e.run_id = :r
+                  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 NULLS FIRST"""),
+        {"d": dag_id, "r": run_id},
+    ).mappings()  # fmt: skip
+    return [{**r, "item_name": item_name(r["service_item_code"])} for r in rows]
+
+
+PROBLEM_KINDS = ("failed", "stuck", "slow", "late", "import_error")
+
+
+def job_health(conn: Connection, now: datetime, hours: int = 24) -> dict[str, Any]:
+    """The last ``hours``: final task failures, and the event orders the listener and the
+    monitoring pass opened for failed, stuck, slow and late runs and import errors (open
+    ones whenever they were seen)."""
+    since = now - timedelta(hours=hours)
+    failures = conn.execute(
+        text("""SELECT dag_id, run_id, task_id, map_index, try_number, work_order_id, error, log_url, failed_at
+                  FROM govops.task_failure WHERE final AND failed_at >= :since ORDER BY failed_at DESC"""),
+        {"since": since},
+    ).mappings().all()  # fmt: skip
+    problems = conn.execute(
+        text("""SELECT id, kind, state, urgency, title, dag_id, run_id, task_id, occurrences, last_seen_at, started_at
+                  FROM govops.event_order
+                 WHERE kind = ANY(:kinds) AND (state IN ('open', 'acknowledged') OR last_seen_at >= :since)
+                 ORDER BY kind, last_seen_at DESC NULLS LAST"""),
+        {"kinds": list(PROBLEM_KINDS), "since": since},
+    ).mappings().all()  # fmt: skip
+    by_kind: dict[str, list[dict[str, Any]]] = {k: [] for k in PROBLEM_KINDS}
+    for p in problems:
+        by_kind[p["kind"]].append(dict(p))
+    return {"since": since, "failures": [dict(f) for f in failures], "problems": by_kind}

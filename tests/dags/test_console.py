@@ -1,0 +1,458 @@
+"""The console plugin (计量结算) in a real ``airflow api-server`` process, over real HTTP and
+in headless Chromium: the plugin loads with all its entries; every route refuses an
+anonymous caller and every change a read-only user; the pages and their JSON twins show
+the ledger's figures; the flows (assign, accept, settle, verify, export, close, event
+orders) change what they should, with an audit entry; and inside the Airflow UI the pages
+show the same figures and load nothing from outside the machine."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import fcntl
+import io
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+
+from govops.ledger.usage import TaskRef, UsageEvent, record_usage
+from govops.ops.event_orders import raise_order
+from govops.settlement import store
+from govops.settlement.workorders import (
+    accept_service_order,
+    ensure_demo_work_order,
+    set_service_order_state,
+    set_work_order_state,
+)
+from tests.browser import FLAGS, WINDOW, assert_screenshot_not_blank, chromium
+from tests.conftest import own_ledger
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+PERIOD = "CONSOLE-2026-11"
+USERS = {"admin": "admin", "op": "op", "viewer": "viewer"}
+AT = datetime(2026, 11, 10, 8, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Server:
+    base: str
+    tokens: dict[str, str]  # user -> JWT
+    ledger: Engine
+    ledger_url: str
+
+    def client(self, user: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return httpx.Client(base_url=self.base, headers=headers, timeout=30)
+
+
+def _meter(engine: Engine, run: str, task: str, item: str, unit: str, quantity: int, work_order: str | None,
+           department: str, records: int | None = None) -> None:  # fmt: skip
+    record_usage(engine, [UsageEvent(task=TaskRef("console_probe", run, task), service_item_code=item, unit=unit,
+                                     quantity=quantity, work_order_id=work_order, event_time=AT, records=records,
+                                     department=department)])  # fmt: skip
+
+
+def _seed(e: Engine) -> None:
+    """Two service orders (one accepted, one delivered), usage with and without a work
+    order, a period with its assessment and a draft statement, and two event orders."""
+    for wo, item in (("WO-C-04", "04"), ("WO-C-01", "01"), ("WO-C-01B", "01"), ("WO-C-06", "06")):
+        ensure_demo_work_order(e, wo, item, on=date(2026, 11, 1))
+    _meter(e, "r1", "extract", "04", "table", 3, "WO-C-04", "区大数据中心", records=2_500_000)
+    _meter(e, "r2", "extract", "01", "record", 1_234_567, "WO-C-01", "区公安局")
+    _meter(e, "r3", "extract", "01", "record", 54_321, None, "区民政局")  # the unassigned queue
+    _meter(e, "r3", "label", "06", "record", 7_000, None, "区民政局")
+    with e.begin() as conn:
+        for so, wo in (("SO-WO-C-04", "WO-C-04"), ("SO-WO-C-01", "WO-C-01")):
+            set_service_order_state(conn, so, "in_progress")
+            set_service_order_state(conn, so, "delivered")
+            set_work_order_state(conn, wo, "in_progress")
+            set_work_order_state(conn, wo, "delivered")
+        accept_service_order(conn, "SO-WO-C-04", quality_score=D("85"), accepted_on=date(2026, 11, 20),
+                             operator_opinion="按期交付", purchaser_opinion="同意验收")  # fmt: skip
+        store.add_period(conn, PERIOD, "monthly", date(2026, 11, 1), date(2026, 11, 30))
+        store.record_assessment(conn, PERIOD, D("92"), D("88"))
+        raise_order(conn, "共享接口中断", description="接口 500", reporter="张三", reporting_unit="区大数据中心",
+                    urgency="urgent", at=AT)  # fmt: skip
+        raise_order(conn, "报表延迟", description="月报晚到", reporter="李四", reporting_unit="区大数据中心",
+                    urgency="low", at=AT)  # fmt: skip
+    store.settle(e, PERIOD)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    ledger_gen = own_ledger()
+    ledger = next(ledger_gen)
+    url = ledger.url.render_as_string(hide_password=False)
+    _seed(ledger)
+    folder = tmp_path_factory.mktemp("console")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GOVOPS_DATABASE_URL": url, "AIRFLOW_CONN_GOVOPS_DB": url,
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(folder / "passwords.json"),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False"}  # fmt: skip
+    log = (folder / "api-server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"airflow api-server did not start: {(folder / 'api-server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        passwords = json.loads((folder / "passwords.json").read_text())
+        tokens = {}
+        for user in USERS:
+            reply = httpx.post(f"{base}/auth/token", json={"username": user, "password": passwords[user]}, timeout=30)
+            assert reply.status_code == 201, reply.text
+            tokens[user] = reply.json()["access_token"]
+        yield Server(base, tokens, ledger, url)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+        next(ledger_gen, None)
+
+
+def test_the_plugin_loads_with_all_its_entries(server: Server) -> None:
+    """Airflow drops a plugin whole when one entry is invalid: the REST API lists ours with
+    the app, the top-level entry, the six pages under the category and the DAG-run tab."""
+    with server.client("viewer") as c:
+        plugins = {p["name"]: p for p in c.get("/api/v2/plugins").json()["plugins"]}
+        errors = c.get("/api/v2/plugins/importErrors").json()["import_errors"]
+    assert [e for e in errors if "console" in e["source"]] == []
+    plugin = plugins["govops_console"]
+    assert [(a["name"], a["url_prefix"]) for a in plugin["fastapi_apps"]] == [("govops console", "/govops")]
+    views = {v["url_route"]: v for v in plugin["external_views"]}
+    assert views["govops"] | {} == views["govops"] and views["govops"]["nav_top_level"] is True
+    assert views["govops"]["name"] == "计量结算"
+    pages = sorted(r for r, v in views.items() if v.get("category") == "计量结算")
+    assert pages == ["govops-event-orders", "govops-health", "govops-statements", "govops-unassigned",
+                     "govops-usage", "govops-work-orders"]  # fmt: skip
+    assert views["govops-run-usage"]["destination"] == "dag_run"
+    assert views["govops-run-usage"]["href"] == "/govops/runs/{DAG_ID}/{RUN_ID}"
+
+
+def test_every_route_refuses_anonymous_callers_and_read_only_users_cannot_change_anything(server: Server) -> None:
+    from fastapi.routing import APIRoute
+
+    from govops.console.app import create_app
+
+    routes = [r for r in create_app().routes if isinstance(r, APIRoute)]
+    assert len(routes) >= 25
+    posts = 0
+    with server.client() as anonymous, server.client("viewer") as viewer, server.client("op") as op:
+        for route in routes:
+            path = "/govops" + re.sub(r"\{[^}]+\}", "x", route.path)
+            for method in route.methods:
+                reply = anonymous.request(method, path)
+                assert reply.status_code == 401, (method, path, reply.status_code, reply.text)
+                forged = anonymous.request(method, path, headers={"Authorization": "Bearer not-a-token"})
+                assert forged.status_code in (401, 403), (method, path, forged.status_code)
+                if method == "GET":  # a browser goes to the login page, and comes back afterwards
+                    page = anonymous.get(path, headers={"Accept": "text/html"})
+                    assert page.status_code == 303 and "/auth/login" in page.headers["location"], (path, page)
+                else:
+                    posts += 1
+                    refused = viewer.request(method, path, data={"confirm": "x"})
+                    assert refused.status_code == 403, (method, path, refused.status_code, refused.text)
+        # An allowed user's cross-site form post (another Origin) is refused too.
+        cross = op.post("/govops/unassigned/assign", data={"usage_event_id": "1", "work_order_id": "WO-C-01B"},
+                        headers={"Origin": "http://evil.example"})  # fmt: skip
+        assert cross.status_code == 403 and "cross-site" in cross.text
+    assert posts == 8
+
+
+def _ledger_usage(e: Engine) -> dict[tuple[str, str, str | None], int]:
+    with e.connect() as conn:
+        rows = conn.execute(text("""SELECT e.service_item_code, e.unit, coalesce(e.work_order_id, a.work_order_id),
+                                           sum(e.quantity) FROM govops.usage_event e
+                                      LEFT JOIN govops.usage_assignment a ON a.usage_event_id = e.id
+                                     GROUP BY 1, 2, 3""")).all()  # fmt: skip
+    return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+
+
+def test_pages_and_their_json_twins_show_the_ledgers_figures(server: Server) -> None:
+    with server.client("viewer") as c:
+        usage = c.get("/govops/usage.json", params={"by": ["item", "work_order"]}).json()
+        page = c.get("/govops/usage", params={"by": ["item", "work_order"]})
+        events = c.get("/govops/usage/events.json", params={"work_order": "WO-C-01"}).json()
+        statement = c.get(f"/govops/statements/{PERIOD}.json").json()
+        statement_page = c.get(f"/govops/statements/{PERIOD}").text
+        run = c.get("/govops/runs/console_probe/r3.json").json()
+        run_page = c.get("/govops/runs/console_probe/r3").text
+        orders = c.get("/govops/event-orders.json").json()["orders"]
+        health = c.get("/govops/health.json")
+        index = c.get("/govops/").text
+    assert page.status_code == 200 and "<style>" in page.text and "http" not in re.sub(r'href="[^"]*"', "", page.text)
+    assert {(r["item"], r["unit"], r["work_order"]): r["quantity"] for r in usage["rows"]} == _ledger_usage(server.ledger)
+    assert usage["totals"] == {"record": 1_234_567 + 54_321 + 7_000, "table": 3}
+    assert "1,234,567" in page.text and "1,295,888" in page.text  # thousands separators, the record total
+    assert [(e["quantity"], e["department"], e["run_id"]) for e in events["rows"]] == [(1_234_567, "区公安局", "r2")]
+    assert events["next_after"] is None
+
+    # The statement: what `python -m govops.settlement show` prints, and the stored one.
+    shown = subprocess.run([sys.executable, "-m", "govops.settlement", "show", PERIOD], capture_output=True, text=True,
+                           env={**os.environ, "GOVOPS_DATABASE_URL": server.ledger_url}, check=True)  # fmt: skip
+    cli = json.loads(shown.stdout)
+    assert (statement["statement"]["content_hash"], statement["statement"]["totals"]) == (cli["content_hash"],
+                                                                                         cli["totals"])  # fmt: skip
+    stored = store.get_statement(server.ledger, PERIOD)
+    assert stored is not None and stored["totals"] == statement["statement"]["totals"]
+    [line] = statement["statement"]["lines"]
+    [wo] = line["work_orders"]
+    assert (line["service_order_id"], line["coefficient"], wo["raw_quantity"]) == ("SO-WO-C-04", "0.95", 3)
+    assert sum(D(s["amount"]) for s in wo["tier_slices"]) == D(wo["tiered"])
+    payable = D(stored["totals"]["payable"])
+    gross = D(stored["totals"]["gross"])
+    assert f"{gross:,.2f}" in statement_page and f"{payable:,.2f}" in statement_page
+    assert stored["content_hash"] in statement_page
+
+    assert [(r["task_id"], r["service_item_code"], r["quantity"], r["work_order_id"]) for r in run["rows"]] == [
+        ("extract", "01", 54_321, None), ("label", "06", 7_000, None)]  # fmt: skip
+    assert "54,321" in run_page and "本次计量" in run_page
+    assert [(o["urgency"], o["title"]) for o in orders] == [("urgent", "共享接口中断"), ("low", "报表延迟")]
+    assert health.status_code == 200 and set(health.json()["problems"]) >= {"failed", "stuck", "slow", "late"}
+    assert "计量结算" in index and ">2<" in index  # two unassigned events
+
+
+def test_assign_accept_settle_verify_export_close_and_event_orders(server: Server) -> None:
+    e = server.ledger
+    json_ = {"Accept": "application/json"}
+    with e.connect() as conn:
+        queue = dict(conn.execute(text("SELECT service_item_code, id FROM govops.unassigned_usage_v1")).all())
+        before = conn.execute(text("SELECT * FROM govops.usage_event ORDER BY id")).all()
+    with server.client("viewer") as viewer, server.client("op") as op, server.client("admin") as admin:
+        # Assign: refused to a viewer, and to a work order of another item; an op assigns.
+        form = {"usage_event_id": str(queue["01"]), "work_order_id": "WO-C-01B"}
+        assert viewer.post("/govops/unassigned/assign", data=form, headers=json_).status_code == 403
+        wrong = op.post("/govops/unassigned/assign", data={**form, "work_order_id": "WO-C-04"}, headers=json_)
+        assert wrong.status_code == 409 and "WORK_ORDER_REFUSED" in wrong.json()["detail"], wrong.text
+        done = op.post("/govops/unassigned/assign", data=form, headers=json_)
+        assert done.status_code == 200 and done.json()["assigned"] == [queue["01"]], done.text
+        browser_like = op.post("/govops/unassigned/assign", data=form, headers={"Accept": "text/html"})
+        assert browser_like.status_code == 303 and "already+belongs" in browser_like.headers["location"] or \
+            "error=" in browser_like.headers["location"]  # fmt: skip
+        unassigned = op.get("/govops/unassigned.json").json()["rows"]
+        assert [r["service_item_code"] for r in unassigned] == ["06"]
+
+        # Acceptance of the delivered service order (admin), then the draft re-settled (op).
+        accept = {"quality_score": "92", "operator_opinion": "已交付", "purchaser_opinion": "同意",
+                  "accepted_on": "2026-11-25"}  # fmt: skip
+        assert op.post("/govops/service-orders/SO-WO-C-01/accept", data=accept, headers=json_).status_code == 403
+        assert admin.post("/govops/service-orders/SO-WO-C-01/accept", data=accept, headers=json_).status_code == 200
+        assert viewer.post(f"/govops/statements/{PERIOD}/settle", headers=json_).status_code == 403
+        settled = op.post(f"/govops/statements/{PERIOD}/settle", headers=json_).json()
+        statement = store.get_statement(e, PERIOD)
+        assert statement is not None and settled["content_hash"] == statement["content_hash"]
+        quantities = {w["work_order_id"]: w["raw_quantity"] for line in statement["lines"] for w in line["work_orders"]}
+        assert quantities == {"WO-C-04": 3, "WO-C-01": 1_234_567}  # WO-C-01B's assigned usage: not accepted yet
+
+        verified = viewer.get(f"/govops/statements/{PERIOD}/verify.json").json()
+        assert verified["ok"] and verified["stored_hash"] == statement["content_hash"]
+        exported = {fmt: viewer.get(f"/govops/statements/{PERIOD}/export.{fmt}") for fmt in ("csv", "json", "xlsx")}
+        assert json.loads(exported["json"].content)["totals"] == statement["totals"]
+        rows = csv.DictReader(io.StringIO(exported["csv"].content.decode("utf-8-sig")))
+        assert {r["note"]: r["amount"] for r in rows if r["kind"] == "total"} == statement["totals"]
+        assert exported["xlsx"].content[:2] == b"PK"
+        evidence = viewer.get("/govops/work-orders/WO-C-01/evidence.json").json()
+        assert sum(u["quantity"] for u in evidence["usage_events"]) == 1_234_567
+
+        # Close: refused to an op, refused without the confirmation, closed by an admin with
+        # an audit entry; a closed period is never recomputed.
+        assert op.post(f"/govops/statements/{PERIOD}/close", data={"confirm": PERIOD}, headers=json_).status_code == 403
+        unconfirmed = admin.post(f"/govops/statements/{PERIOD}/close", data={"confirm": "yes"}, headers=json_)
+        assert unconfirmed.status_code == 422
+        closed = admin.post(f"/govops/statements/{PERIOD}/close", data={"confirm": PERIOD}, headers=json_)
+        assert closed.status_code == 200, closed.text
+        again = op.post(f"/govops/statements/{PERIOD}/settle", headers=json_)
+        assert again.status_code == 409 and "PERIOD_CLOSED" in again.json()["detail"]
+
+        # Event orders: acknowledged and resolved by an op, evaluated by an admin only.
+        number = next(o["id"] for o in op.get("/govops/event-orders.json").json()["orders"] if o["urgency"] == "urgent")
+        assert viewer.post(f"/govops/event-orders/{number}/acknowledge", headers=json_).status_code == 403
+        assert op.post(f"/govops/event-orders/{number}/acknowledge", data={"estimated_workload": "2"},
+                       headers=json_).status_code == 200  # fmt: skip
+        assert op.post(f"/govops/event-orders/{number}/resolve", data={"resolution": "重启接口服务"},
+                       headers=json_).status_code == 200  # fmt: skip
+        evaluation = {"operator_opinion": "已恢复", "purchaser_opinion": "认可"}
+        assert op.post(f"/govops/event-orders/{number}/evaluate", data=evaluation, headers=json_).status_code == 403
+        assert admin.post(f"/govops/event-orders/{number}/evaluate", data=evaluation, headers=json_).status_code == 200
+
+    with e.connect() as conn:
+        assert conn.execute(text("SELECT * FROM govops.usage_event ORDER BY id")).all() == before  # never edited
+        assert conn.execute(text("SELECT state FROM govops.settlement_period WHERE id = :p"), {"p": PERIOD}).scalar() \
+            == "closed"  # fmt: skip
+        audit = conn.execute(text("SELECT actor, action, details FROM govops.security_audit_log ORDER BY seq")).all()
+        state = conn.execute(text("SELECT state, acknowledged_by, resolved_by, evaluated_by FROM govops.event_order "
+                                  "WHERE id = :n"), {"n": number}).one()  # fmt: skip
+    assert [(a.actor, a.action) for a in audit] == [
+        ("op", "console.usage.assign"), ("admin", "console.service_order.accept"), ("op", "console.statement.settle"),
+        ("admin", "console.period.close"), ("op", "console.event_order.acknowledge"),
+        ("op", "console.event_order.resolve"), ("admin", "console.event_order.evaluate")]  # fmt: skip
+    assert audit[3].details["content_hash"] == closed.json()["content_hash"]
+    assert tuple(state) == ("evaluated", "op", "op", "admin")
+
+
+class DevTools:
+    """One headless Chromium driven over --remote-debugging-pipe (commands on fd 3, replies
+    and events on fd 4, JSON messages ended by NUL); it records every request it makes."""
+
+    def __init__(self) -> None:
+        self._work = Path(tempfile.mkdtemp(prefix="govops-console-browser-"))
+        to_chrome, self._out = os.pipe()
+        self._in, from_chrome = os.pipe()
+        to_chrome, from_chrome = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_chrome, from_chrome))
+
+        def remap() -> None:
+            os.dup2(to_chrome, 3)
+            os.dup2(from_chrome, 4)
+
+        flags = [f for f in FLAGS if not f.startswith("--virtual-time-budget")]
+        self.process = subprocess.Popen([chromium(), *flags, f"--user-data-dir={self._work / 'p'}",
+                                         "--remote-debugging-pipe"], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=remap,
+                                        pass_fds=(3, 4))  # fmt: skip
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self._buffer, self._next, self.events = b"", 0, []  # type: ignore[var-annotated]
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Network", "Page", "Runtime"):
+            self.call(f"{domain}.enable", session=self.session)
+        self.call("Emulation.setDeviceMetricsOverride", session=self.session, width=WINDOW[0], height=WINDOW[1],
+                  deviceScaleFactor=1, mobile=False)  # fmt: skip
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            ready, _, _ = select.select([self._in], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(self._in, 1 << 20) if ready else b""
+            if not chunk:
+                raise AssertionError(f"Chromium did not answer (exit {self.process.poll()})")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def call(self, method: str, session: str | None = None, timeout: float = 30, **params: Any) -> dict[str, Any]:
+        self._next += 1
+        message = {"id": self._next, "method": method, "params": params} | ({"sessionId": session} if session else {})
+        os.write(self._out, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._read(deadline)
+            if reply.get("id") == self._next:
+                if "error" in reply:
+                    raise AssertionError(f"{method}: {reply['error']}")
+                return reply["result"]
+            self.events.append(reply)
+
+    def js(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", session=self.session, expression=expression, awaitPromise=True,
+                           returnByValue=True)["result"]  # fmt: skip
+        return result.get("value")
+
+    def open(self, url: str) -> None:
+        self.call("Page.navigate", session=self.session, url=url)
+
+    def frame_text(self, selector: str, must_contain: str, timeout: float = 30) -> str:
+        """The text of ``selector`` inside the UI's plugin iframe, once it contains ``must_contain``."""
+        expression = f"""(() => {{ const f = document.querySelector('iframe');
+            const d = f && f.contentDocument; const e = d && d.querySelector({json.dumps(selector)});
+            return e ? e.innerText : null; }})()"""
+        deadline, found = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            found = self.js(expression)
+            if found and must_contain in found:
+                return found
+            time.sleep(0.3)
+        raise AssertionError(f"{selector}: {must_contain!r} never appeared (last: {found!r}) at {self.js('location.href')}")
+
+    def screenshot(self, path: Path) -> Path:
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", session=self.session)["data"]))
+        return path
+
+    def requested(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=10)
+        except AssertionError:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        os.close(self._in)
+        os.close(self._out)
+        shutil.rmtree(self._work, ignore_errors=True)
+
+
+@pytest.mark.browser
+def test_the_pages_inside_the_airflow_ui_in_chromium(server: Server, tmp_path: Path) -> None:
+    """An anonymous visit lands on the login page; with the UI's cookie the usage and
+    statement pages open inside the Airflow UI with the ledger's figures, a statement is
+    verified with a click, and no request leaves the machine."""
+    browser = DevTools()
+    host = urlparse(server.base).hostname
+    try:
+        browser.open(f"{server.base}/govops/usage")
+        deadline = time.monotonic() + 30
+        while "/auth/login" not in (browser.js("location.href") or "") and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert "/auth/login" in browser.js("location.href")
+
+        browser.call("Network.setCookie", session=browser.session, name="_token", value=server.tokens["viewer"],
+                     url=f"{server.base}/", path="/")  # fmt: skip
+        totals = _ledger_usage(server.ledger)
+        browser.open(f"{server.base}/plugin/govops-usage")
+        table = browser.frame_text("#usage", "合计")
+        cells = [line.split("\t") for line in table.splitlines()]
+        for (item, unit, work_order), quantity in totals.items():  # columns: period, item, work order, dept, unit, qty
+            [row] = [c for c in cells if c[1].startswith(item) and c[2] == (work_order or "未分配") and c[4] == unit]
+            assert row[5] == f"{quantity:,}", (row, quantity)
+        assert_screenshot_not_blank(browser.screenshot(tmp_path / "usage.png"))
+
+        stored = store.get_statement(server.ledger, PERIOD)
+        assert stored is not None
+        browser.open(f"{server.base}/plugin/govops-statements/govops/statements/{PERIOD}")
+        totals_text = browser.frame_text("#totals", "本期应付")
+        assert f"{D(stored['totals']['payable']):,.2f}" in totals_text
+        assert f"{D(stored['totals']['gross']):,.2f}" in totals_text
+        browser.screenshot(tmp_path / "statement.png")
+        browser.js("document.querySelector('iframe').contentDocument.querySelector('#verify').click()")
+        assert "通过" in browser.frame_text("#verify-result", "通过")
+        # The outer URL follows the iframe: the verification can be linked to.
+        assert f"/plugin/govops-statements/govops/statements/{PERIOD}/verify" in browser.js("location.href")
+    finally:
+        browser.close()
+    leaving = [u for u in browser.requested() if urlparse(u).scheme in ("http", "https", "ws", "wss")
+               and urlparse(u).hostname != host]  # fmt: skip
+    assert leaving == []
+    assert any("/govops/statements/" in u for u in browser.requested())
