@@ -9,6 +9,7 @@ application add CALLER SET --purpose TEXT       (有条件开放 sets)
 application approve|refuse ID --by NAME [--days N]
 records aggregate --period day|month --from DATE --to DATE [--out FILE.xlsx|.csv]
 records export --from DATE --to DATE --out FILE.xlsx|.csv   (接口信息, 请求方信息, 请求时间, 请求次数)
+operations meter --work-order WO --year YYYY   item 13 (1 年) for a year the service ran through
 sample-dataset [--rows N]            publish the sample set's dataset into the lake (file://)
 """
 
@@ -72,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
     a.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
     a.add_argument("--out", type=_table, required=True)
+    a = top.add_parser("operations").add_subparsers(dest="command", required=True).add_parser("meter")
+    a.add_argument("--work-order", required=True)
+    a.add_argument("--year", type=int, required=True)
     a = top.add_parser("sample-dataset")
     a.add_argument("--rows", type=int, default=2000)
     return p
@@ -133,6 +137,11 @@ def _run(args: argparse.Namespace) -> int:
     elif args.area == "application":
         callers.decide(engine, args.application_id, args.command == "approve", args.by, args.days)
         print(f"application {args.application_id} {args.command}d")
+    elif args.area == "operations":
+        from govops.sharing.operations import meter_year
+
+        result = meter_year(engine, args.work_order, args.year, run_id="cli")
+        print(f"item 13, {args.year}: {result['billing']} (usage event {result['usage_event_id']})")
     elif args.area == "records" and args.command == "aggregate":
         found = records.aggregates(engine, args.period, args.start, args.end)
         if args.out is None:
