@@ -237,6 +237,8 @@ def assign(
         candidates = queries.assignable_work_orders(conn)
         if not any(w["id"] == work_order_id for ws in candidates.values() for w in ws):
             raise WorkOrderError(f"work order {work_order_id} is not open for usage (approved, in progress or rework)")
+        for event_id, earlier in queries.assigned(conn, usage_event_id).items():  # an assignment is final
+            raise WorkOrderError(f"usage event {event_id} was already assigned to work order {earlier}")
         count = assign_usage(conn, usage_event_id, work_order_id, assigned_by=user_name(user))
         _audit(conn, user, "usage.assign", {"usage_event_ids": usage_event_id, "work_order_id": work_order_id})
     return done(request, "/unassigned", {"message": f"{count} usage event(s) assigned to {work_order_id}",

@@ -121,6 +121,15 @@ def usage_event(conn: Connection, event_id: int) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
+def assigned(conn: Connection, usage_event_ids: list[int]) -> dict[int, str]:
+    """Of these usage events, those an assignment already moved, with their work order."""
+    rows = conn.execute(
+        text("SELECT usage_event_id, work_order_id FROM govops.usage_assignment WHERE usage_event_id = ANY(:ids)"),
+        {"ids": usage_event_ids},
+    ).all()
+    return {int(r[0]): r[1] for r in rows}
+
+
 def assignable_work_orders(conn: Connection) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Per (item, unit), the work orders usage may be assigned to: approved ones (or in
     progress, or in rework), the states in which runs may meter against them."""
