@@ -31,6 +31,9 @@
 11. Job health: one monitoring pass over N DAG runs (default 10,000) and 100,000 task
    instances as the REST API returns them (goal: under 10 s), and the listener's own work
    per task on a real ledger (goal: under 5 ms; bench/ops_health.py).
+12. Sharing API: keyed lookups/s and p50 / p99 over HTTP with call records on, page 10,000
+   against page 1, CSV export MB/s next to DuckDB's COPY TO, and the cost of call records,
+   on N rows (default 10,000,000; bench/sharing.py, its own ledger govops_bench_sharing).
 
 Uses its own ledger database (govops_bench) and lake (GOVOPS_HOME/bench-lake).
 """
@@ -233,9 +236,10 @@ def main() -> None:
     parser.add_argument("--quality-rows", type=int, default=5_000_000)
     parser.add_argument("--security-rows", type=int, default=5_000_000)
     parser.add_argument("--ops-runs", type=int, default=10_000)
+    parser.add_argument("--sharing-rows", type=int, default=10_000_000)
     parser.add_argument(
         "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction", "quality",
-                           "security", "ops_reports", "ops_health"), default=None,
+                           "security", "ops_reports", "ops_health", "sharing"), default=None,
     )  # fmt: skip
     args = parser.parse_args()
     url = _fresh_ledger()
@@ -275,6 +279,10 @@ def main() -> None:
         from bench.ops_health import bench_ops_health
 
         bench_ops_health(_fresh_ledger(), args.ops_runs)
+    if args.only in (None, "sharing"):
+        from bench.sharing import bench_sharing, fresh_ledger
+
+        bench_sharing(fresh_ledger(), args.sharing_rows, clients=8, seconds=15, export_rows=2_000_000)
 
 
 if __name__ == "__main__":

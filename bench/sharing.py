@@ -1,0 +1,308 @@
+"""The sharing API over HTTP on an N-row dataset (default 10,000,000), call records on.
+
+- Keyed lookups (``rows.json?id=<random>``): requests/s and p50 / p99 latency from C client
+  processes, each on one keep-alive connection (goals: at least 1,500 requests/s, p99
+  under 25 ms). The clients run on the same machine as the server and share its cores.
+- Page 10,000 against page 1 (100 rows a page, in key order and in ``established_on``
+  order): the median of R calls each (goal: within 1.5x). The page-10,000 cursor is signed
+  here with the server's cursor key, as if 9,999 pages had been walked.
+- CSV export MB/s (``rows.csv`` of M rows) next to DuckDB's own ``COPY (SELECT ... ORDER BY
+  id LIMIT M) TO`` of the same rows and columns (goal: at least 0.5x).
+- The cost of call records: the keyed-lookup load against a second server process started
+  with ``ServerConfig(record_calls=False)`` (goal: under 10 %). That switch exists only in
+  this file's ``serve`` command; ``python -m govops.sharing serve`` has none. The records
+  server's ``api_call`` rows are counted against the requests it answered.
+
+    ./dev python -m bench.sharing [--rows N] [--clients C] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SET = "bench_persons"
+DATASET = "sharing/bench/legal_persons"
+SPEC = f"""
+set: {SET}
+title: 基准法人
+dataset: {DATASET}
+catalog: raw/frontdb/market_regulation/legal_persons_incremental
+open_type: 共享
+key: id
+fields:
+  id: {{type: integer}}
+  uscc: {{type: string}}
+  name: {{type: string}}
+  legal_representative: {{type: string}}
+  registered_address: {{type: string}}
+  established_on: {{type: date}}
+filters: {{id: [eq, in], established_on: [gte, lt]}}
+sort: [established_on]
+max_page_size: 1000
+sla: {{rate_per_second: 1000000, quota_per_month: 1000000000}}
+"""
+
+
+def make_table(n: int) -> Any:
+    """n legal-persons-like rows, built column-wise with Arrow."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.array(np.arange(1, n + 1, dtype=np.int64))
+    text = pc.cast(ids, pa.string())
+    rng = np.random.default_rng(7)
+    days = rng.integers(0, 12_000, n).astype("int32") + 7_300  # 1990 .. 2022
+    return pa.table({
+        "id": ids,
+        "uscc": pc.binary_join_element_wise("913101180", pc.utf8_lpad(text, 9, "0"), ""),
+        "name": pc.binary_join_element_wise("上海企业", text, "有限公司", ""),
+        "legal_representative": pc.binary_join_element_wise("王", text, ""),
+        "registered_address": pc.binary_join_element_wise("上海市青浦区某路", text, "号", ""),
+        "established_on": pa.array(days, pa.int32()).cast(pa.date32()),
+    })  # fmt: skip
+
+
+def serve(port: int, records: bool) -> None:
+    """The API server as ``python -m govops.sharing serve`` runs it, with the records switch."""
+    import uvicorn
+
+    from govops.sharing.app import create_app, default_config
+
+    config = default_config()
+    config.record_calls = records
+    uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _client(url: str, key: str, n: int, seconds: float, seed: int, out: Any) -> None:
+    import http.client
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    headers = {"Authorization": f"Bearer {key}"}
+    rng = random.Random(seed)
+    latencies, errors = [], 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        conn.request("GET", f"/api/sets/{SET}/rows.json?id={rng.randint(1, n)}", headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        if response.status != 200 or b'"count":1' not in body:
+            errors += 1
+    out.put((latencies, errors))
+
+
+def load(url: str, key: str, n: int, clients: int, seconds: float) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_client, args=(url, key, n, seconds, i, queue)) for i in range(clients)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=seconds + 120) for _ in procs]
+    for p in procs:
+        p.join()
+    latencies = sorted(x for r, _ in results for x in r)
+    q = statistics.quantiles(latencies, n=100)
+    return {"requests": len(latencies), "errors": sum(e for _, e in results), "rps": len(latencies) / seconds,
+            "p50": q[49], "p99": q[98]}  # fmt: skip
+
+
+class Server:
+    def __init__(self, env: dict[str, str], records: bool, log: Path) -> None:
+        from tests.sharing.server import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "bench.sharing", "serve", "--port", str(self.port),
+                                          "--records", "on" if records else "off"],
+                                         env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the bench server did not start: {log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _alternate(client: Any, path: str, a: dict[str, str], b: dict[str, str], repeat: int) -> list[tuple[float, float]]:
+    """(median, p99) ms of GET path?a and path?b, called in turns (the machine's load hits both alike)."""
+    times: list[list[float]] = [[], []]
+    for _ in range(repeat):
+        for i, params in enumerate((a, b)):
+            started = time.perf_counter()
+            client.get(path, params=params).raise_for_status()
+            times[i].append((time.perf_counter() - started) * 1000)
+    return [(statistics.median(t), statistics.quantiles(t, n=100)[98]) for t in times]
+
+
+def bench_sharing(url: str, rows: int, clients: int, seconds: float, export_rows: int, repeat: int = 100) -> None:
+    from sqlalchemy import create_engine, text
+
+    from govops import settings
+    from govops.sharing import callers
+    from govops.sharing.sample import publish_table
+    from govops.sharing.spec import load_set
+    from govops.sharing.versions import VersionResolver
+
+    work = Path(tempfile.mkdtemp(prefix="bench-sharing-", dir=settings.home()))
+    try:
+        lake, apis = work / "lake", work / "apis"
+        apis.mkdir(parents=True)
+        (apis / f"{SET}.yaml").write_text(SPEC, encoding="utf-8")
+        started = time.perf_counter()
+        table = make_table(rows)
+        publish_table(lake.as_uri(), DATASET, table)
+        del table
+        version = VersionResolver(lake.as_uri()).resolve(DATASET)
+        size = sum(os.path.getsize(f) for f in version.files)
+        print(f"sharing: {rows:,} rows, {size / 1e6:.0f} MB of Parquet in {time.perf_counter() - started:.1f}s; "
+              f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+        engine = create_engine(url)
+        callers.add_caller(engine, "bench", "基准部门", "department", "bench", [])
+        key = callers.issue_key(engine, "bench")
+        env = {**os.environ, "GOVOPS_DATABASE_URL": url, "GOVOPS_LAKE_ROOT": lake.as_uri(),
+               "GOVOPS_APIS_DIR": str(apis)}  # fmt: skip
+        figures: dict[str, dict[str, float]] = {}
+        for records in (True, False):
+            server = Server(env, records, work / "server.log")
+            try:
+                if records:
+                    with engine.connect() as conn:
+                        before = conn.execute(text("SELECT count(*) FROM govops.api_call")).scalar_one()
+                load(server.url, key, rows, 2, 2)  # warm up: DuckDB, Parquet metadata, connections
+                figures[records] = load(server.url, key, rows, clients, seconds)
+                f = figures[records]
+                print(f"keyed lookups, records {'on ' if records else 'off'}: {f['rps']:,.0f} requests/s, "
+                      f"p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms ({f['requests']:,} requests, {clients} clients, "
+                      f"{f['errors']} errors; load {os.getloadavg()[0]:.1f})")  # fmt: skip
+                if not records:
+                    continue
+                with engine.connect() as conn:
+                    after = conn.execute(text("SELECT count(*) FROM govops.api_call")).scalar_one()
+                print(f"  call records: {after - before:,} rows written for the {f['requests']:,} timed requests "
+                      "and the warm-up's")  # fmt: skip
+                _pages(server.url, key, version, rows, repeat, load_set(apis / f"{SET}.yaml").spec)
+                _export(server.url, key, version.files, min(export_rows, rows), work)
+            finally:
+                server.stop()
+        on, off = figures[True]["rps"], figures[False]["rps"]
+        print(f"cost of call records: {100 * (1 - on / off):.1f}% of the throughput ({on:,.0f} vs {off:,.0f} "
+              f"requests/s; goal under 10%)")  # fmt: skip
+        engine.dispose()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _pages(url: str, key: str, version: Any, rows: int, repeat: int, spec: Any) -> None:
+    import duckdb
+    import httpx
+
+    from govops.security.signing import signing_key
+    from govops.sharing.query import CursorCodec, parse
+
+    codec = CursorCodec(signing_key("govops-sharing:cursor")[1])
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+    path = f"/api/sets/{SET}/rows.json"
+    page = min(10_000, rows // 100)
+    for sort in ("id", "established_on"):
+        params = {"limit": "100", **({"sort": sort} if sort != "id" else {})}
+        query = parse(spec, list(params.items()), set(), page=True, codec=codec)
+        # The sort values of the last row before page `page`, as the page before's cursor holds them.
+        columns = ", ".join(name for name, _ in query.sort)
+        last = duckdb.execute(f"SELECT {columns} FROM read_parquet(?) ORDER BY {columns} LIMIT 1 OFFSET ?",
+                              [list(version.files), (page - 1) * 100 - 1]).fetchone()  # fmt: skip
+        cursor = codec.encode(version.version_id, query.binding(SET), list(last))
+        deep = client.get(path, params={**params, "cursor": cursor}).json()
+        first = client.get(path, params=params).json()
+        assert deep["count"] == first["count"] == 100, deep
+        p1, pn = _alternate(client, path, params, {**params, "cursor": cursor}, repeat)
+        print(f"page {page:,} vs page 1, sort {sort}: {pn[0]:.1f} ms vs {p1[0]:.1f} ms median = {pn[0] / p1[0]:.2f}x "
+              f"(p99 {pn[1]:.1f} vs {p1[1]:.1f} ms; goal within 1.5x)")  # fmt: skip
+    client.close()
+
+
+def _export(url: str, key: str, files: tuple[str, ...], m: int, work: Path) -> None:
+    import duckdb
+    import httpx
+
+    cols = "id,uscc,name,legal_representative,registered_address,established_on"
+    started, size = time.perf_counter(), 0
+    with httpx.stream("GET", f"{url}/api/sets/{SET}/rows.csv", params={"fields": cols, "limit": str(m)},
+                      headers={"Authorization": f"Bearer {key}"}, timeout=600) as response:  # fmt: skip
+        response.raise_for_status()
+        for chunk in response.iter_raw(1 << 20):
+            size += len(chunk)
+    http_s = time.perf_counter() - started
+    target = work / "copy.csv"
+    con = duckdb.connect(config={"threads": 2})
+    started = time.perf_counter()
+    con.execute(f"COPY (SELECT {cols} FROM read_parquet(?) ORDER BY id LIMIT {m}) TO '{target}' (HEADER)",
+                [list(files)])  # fmt: skip
+    copy_s = time.perf_counter() - started
+    copy_size = target.stat().st_size
+    print(f"CSV export of {m:,} rows: HTTP {size / 1e6:.0f} MB in {http_s:.1f}s = {size / 1e6 / http_s:.0f} MB/s; "
+          f"DuckDB COPY TO {copy_size / 1e6:.0f} MB in {copy_s:.1f}s = {copy_size / 1e6 / copy_s:.0f} MB/s; "
+          f"ratio {(size / http_s) / (copy_size / copy_s):.2f}x (goal at least 0.5x)")  # fmt: skip
+
+
+def fresh_ledger(name: str = "govops_bench_sharing") -> str:
+    """A migrated ledger database of this benchmark's own (others may run theirs meanwhile)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from govops import settings
+    from govops.ledger.migrate import upgrade
+
+    server = make_url(settings.connection_url(settings.LEDGER_CONN_ID))
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = server.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    return url
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.sharing", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    s = sub.add_parser("serve")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--records", choices=("on", "off"), required=True)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--export-rows", type=int, default=2_000_000)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args.port, args.records == "on")
+        return
+    bench_sharing(fresh_ledger(), args.rows, args.clients, args.seconds, args.export_rows)
+
+
+if __name__ == "__main__":
+    main()
