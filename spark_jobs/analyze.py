@@ -13,6 +13,9 @@ exactly the declared columns. Outputs go to
 checksummed in the pass that writes them. Counts: read = written = the input rows the
 logic read (an aggregate uses them all); the outputs' own rows are in ``outputs``. The
 Airflow task meters (a deliverable is billed once, not per run), so ``metering`` is empty.
+A fusion or mining model (govops.analytics.models) adds its result and evaluation outputs,
+and a mining model its fitted MLlib pipeline (``<output dir>/_model/version=<run label>``,
+``kind: mllib_model``); a model below a floor of its spec fails the job.
 """
 
 from __future__ import annotations
@@ -55,6 +58,17 @@ def analyze(ctx: job.JobContext) -> None:
         produced = importlib.import_module(spec.module).run(ctx.spark, views, parameters)
     else:
         produced = {name: ctx.spark.sql(out.sql, args=parameters) for name, out in spec.outputs.items() if out.sql}
+    if spec.model is not None:  # evaluated (and refused below a floor) before anything is written
+        from govops.analytics import models
+
+        with ctx.timed("model_s"):
+            made, fitted = models.run(ctx.spark, spec, produced[spec.model.table])
+        produced.update(made)
+        if fitted is not None:
+            staged = ctx.staged_output("analytics", f"{spec.name}/_model/version={_safe(ctx.args.version)}")
+            fitted.write().overwrite().save(staged.staging)
+            staged.commit({"run": ctx.run, "spec": spec.name, "algorithm": spec.model.algorithm})
+            ctx.outputs.append({"name": "_model", "kind": "mllib_model", "uri": staged.target})
     for name, out in spec.outputs.items():
         if name not in produced:
             raise AnalyticsError(f"{spec.name}: output {name}: the logic did not produce it")

@@ -93,8 +93,8 @@ def test_dashboard_lines_go_to_their_work_orders(ledger: Engine) -> None:
         "name": "metering_dashboard", "kind": "dashboard", "title": "大屏", "department": "区大数据中心",
         "work_order": "WO-DASH", "inputs": {"e": {"dataset": "raw/x/e", "domain": "政务服务"}},
         "outputs": {"out": {"title": "结果", "sql": "SELECT 1 AS n", "columns": {"n": "数量"}}},
-        "screens": [{"name": "大屏", "size": "big", "theme_domains": ["政务服务", "市场主体"]},
-                    {"name": "小屏", "size": "small", "modules": ["趋势", "排名", "地图"]}],
+        "screens": [{"name": "大屏", "size": "big", "theme_domains": {"政务服务": ["out"], "市场主体": ["out"]}},
+                    {"name": "小屏", "size": "small", "modules": {"趋势": "out", "排名": "out", "地图": "out"}}],
         "module_factor": "0.1", "module_work_order": "WO-DASH-M",
     })  # fmt: skip
     ensure_demo_work_order(ledger, "WO-DASH", "18", on=date(2026, 9, 1))

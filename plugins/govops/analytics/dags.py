@@ -1,12 +1,15 @@
-"""Turn an analytics spec into a DAG ``analytics_<name>``: prepare -> analyze (Spark) ->
-commit [-> report].
+"""Turn an analytics spec into a DAG ``analytics_<name>``: prepare -> analyze (Spark)
+[-> report | documents | pages] -> commit.
 
 prepare refuses a work order that is not open, is for another item, or whose difficulty is
 not the one the spec gives, and resolves the run's parameters. analyze runs
-``spark_jobs/analyze.py``. commit records the run (parameters, input versions, outputs) and
-its result rows in PostgreSQL and meters it, once per deliverable (govops.analytics.runs).
-report (kind report) writes the page, the workbook and the data files. Nothing here touches
-a database or the lake at parse time.
+``spark_jobs/analyze.py``. Then the kind's files: report (the page, the workbook and the data
+files), documents (a model's design document and test report) or pages (a dashboard's
+screens). commit records the run (parameters, input versions, outputs, files) and its result
+rows in PostgreSQL and meters it, once per deliverable (govops.analytics.runs), and emits
+each output's Asset. The schedule of a spec refreshed on its inputs is the inputs' Assets as
+the governance chain names them, so the runs that publish those datasets trigger it. Nothing
+here touches a database or the lake at parse time.
 """
 
 from __future__ import annotations
@@ -15,22 +18,13 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, AssetAny, Param, task
 
-from govops import settings
+from govops import chain, settings
 from govops.analytics import difficulty as dif
-from govops.analytics.spec import AnalyticsSpec, SpecError
+from govops.analytics.spec import AnalyticsSpec
 from govops.dag_policy import default_args, fail_fast, service_tags
 from govops.operators import SparkJobOperator
-
-# Kinds whose deliverables the DAG produces. Models (16, 17) also owe a design document and a
-# model test report, dashboards (18) their pages: until those exist, no DAG meters them.
-BUILT_KINDS = ("analysis", "report")
-
-
-def lake_asset(dataset: str) -> Asset:
-    """The Asset of a lake dataset (``<zone>/<path>``): what a refresh on_inputs waits for."""
-    return Asset(name=f"lake/{dataset}", uri=f"govops-lake://{dataset}", group="lake")
 
 
 def _engine():  # -> sqlalchemy.Engine
@@ -59,12 +53,13 @@ def prepare(spec: AnalyticsSpec, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def commit(spec: AnalyticsSpec, manifest: dict[str, Any], prepared: dict[str, Any], run_type: str) -> dict[str, Any]:
+def commit(spec: AnalyticsSpec, manifest: dict[str, Any], prepared: dict[str, Any], run_type: str,
+           files: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
     from govops.analytics import runs
 
     engine = _engine()
     try:
-        result = runs.commit(engine, spec, manifest, prepared, run_type=run_type)
+        result = runs.commit(engine, spec, manifest, prepared, run_type=run_type, files=files)
     finally:
         engine.dispose()
     print(f"{spec.name}: {result['billing']}, rows {result['rows']}, usage events {result['usage_event_ids']}")
@@ -76,7 +71,8 @@ def schedule_of(spec: AnalyticsSpec) -> Any:
     if refresh is None or refresh.mode == "manual":
         return None
     if refresh.on_inputs:
-        return [lake_asset(i.dataset) for i in spec.inputs.values()]
+        # Any input's new version (not all of them): the Assets their publishers emit
+        return AssetAny(*dict.fromkeys(chain.asset(i.dataset) for i in spec.inputs.values()))
     return refresh.schedule
 
 
@@ -110,12 +106,33 @@ def _doc(spec: AnalyticsSpec) -> str:
     )
 
 
+DELIVERABLE_TASKS = {"report": "report", "fusion_model": "documents", "mining_model": "documents",
+                     "dashboard": "pages"}  # fmt: skip
+
+
+def output_assets(spec: AnalyticsSpec) -> dict[str, Any]:
+    """The Asset of each output's lake dataset (``analytics/<name>/<output>``), named as the
+    governance chain names every lake dataset (govops.chain.asset)."""
+    return {name: chain.asset(f"analytics/{spec.name}/{name}") for name in spec.outputs}
+
+
+def deliver(spec: AnalyticsSpec, manifest: dict[str, Any], run_id: str) -> dict[str, str]:
+    """Write the kind's files (report, model documents or dashboard pages); their URIs."""
+    lake = settings.lake_root()
+    if spec.kind == "report":
+        from govops.analytics import report
+
+        return report.write_report(lake, spec, manifest, run_id=run_id)
+    if spec.kind == "dashboard":
+        from govops.analytics import dashboards
+
+        return dashboards.write_dashboard(lake, spec, manifest, run_id=run_id)
+    from govops.analytics import documents
+
+    return documents.write_model_documents(lake, spec, manifest, run_id=run_id)
+
+
 def build_dag(spec: AnalyticsSpec) -> DAG:
-    if spec.kind not in BUILT_KINDS:
-        raise SpecError(
-            f"{spec.name}: kind {spec.kind}: no DAG yet (its deliverables are not built); kinds built: "
-            + ", ".join(BUILT_KINDS)
-        )
     spec_json = spec.model_dump_json()
     with DAG(
         dag_id=spec.dag_id,
@@ -146,28 +163,34 @@ def build_dag(spec: AnalyticsSpec) -> DAG:
             work_order_id="{{ ti.xcom_pull(task_ids='prepare')['work_order_id'] }}",
             department=spec.department,
         )
-
-        outlets = [lake_asset(f"analytics/{spec.name}/{name}") for name in spec.outputs]
-
-        @task(task_id="commit", outlets=outlets)
-        def commit_task(manifest: dict, prepared: dict, dag_run: Any = None) -> dict:
-            run_type = getattr(dag_run.run_type, "value", str(dag_run.run_type)) if dag_run else "manual"
-            with fail_fast():  # e.g. an idempotency conflict in the ledger
-                return commit(spec, manifest, prepared, run_type)
-
         prepared = prepare_task()
         prepared >> analyze
-        committed = commit_task(analyze.output, prepared)
 
-        if spec.kind == "report":
+        written: Any = {}
+        if spec.kind in DELIVERABLE_TASKS:
+            # The files are written before commit meters: what is billed has been delivered.
+            @task(task_id=DELIVERABLE_TASKS[spec.kind])
+            def deliver_task(manifest: dict, run_id: str | None = None) -> dict:
+                files = deliver(spec, manifest, run_id or "")
+                print(f"{spec.kind}: " + ", ".join(files.values()))
+                return files
 
-            @task(task_id="report")
-            def report_task(manifest: dict, committed: dict, run_id: str | None = None) -> dict:
-                from govops.analytics import report
+            written = deliver_task(analyze.output)
 
-                written = report.write_report(settings.lake_root(), spec, manifest, run_id=run_id or "")
-                print("report: " + ", ".join(written.values()))
-                return written
+        assets = output_assets(spec)
 
-            report_task(analyze.output, committed)
+        @task(task_id="commit", outlets=list(assets.values()))
+        def commit_task(manifest: dict, prepared: dict, files: dict, dag_run: Any = None,
+                        outlet_events: Any = None) -> dict:  # fmt: skip
+            run_type = getattr(dag_run.run_type, "value", str(dag_run.run_type)) if dag_run else "manual"
+            with fail_fast():  # e.g. an idempotency conflict in the ledger
+                done = commit(spec, manifest, prepared, run_type, files)
+            for out in manifest["outputs"]:
+                if out["name"] in assets and outlet_events is not None:
+                    outlet_events[assets[out["name"]]].extra = {
+                        "dataset": f"analytics/{spec.name}/{out['name']}", "version": manifest["run"]["run_id"],
+                        "uri": out["uri"], "rows": out["rows"], "billing": done["billing"]}  # fmt: skip
+            return done
+
+        commit_task(analyze.output, prepared, written)
     return dag

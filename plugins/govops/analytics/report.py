@@ -16,7 +16,7 @@ import csv
 import html
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from govops.analytics import difficulty as dif
 from govops.analytics.spec import AnalyticsSpec, Output
 
 
-def _chart(output: Output, rows: list[dict[str, Any]]) -> str:
+def chart_svg(output: Output, rows: list[dict[str, Any]]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,7 +73,7 @@ def render_html(spec: AnalyticsSpec, results: Mapping[str, list[dict[str, Any]]]
         rows = results[name]
         head = "".join(f"<th>{e(h)}</th>" for h in out.columns.values())
         body = "".join("<tr>" + "".join(f"<td>{e(_cell(r[c]))}</td>" for c in out.columns) + "</tr>" for r in rows)
-        figure = f"<figure class=chart>{_chart(out, rows)}</figure>" if out.chart and rows else ""
+        figure = f"<figure class=chart>{chart_svg(out, rows)}</figure>" if out.chart and rows else ""
         sections.append(f"<section id='{e(name)}'><h2>{e(out.title)}</h2>{figure}"
                         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>")  # fmt: skip
     inputs = "".join(
@@ -82,15 +82,30 @@ def render_html(spec: AnalyticsSpec, results: Mapping[str, list[dict[str, Any]]]
         for i in manifest["inputs"]
     )  # fmt: skip
     d = dif.difficulty(spec)
-    return f"""<!doctype html><html lang=zh-CN><head><meta charset=utf-8><title>{e(spec.title)}</title>
-<style>body{{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;margin:2em;color:#222;
-max-width:1100px}} table{{border-collapse:collapse;margin:.5em 0 2em}} td,th{{padding:3px 10px;
-border-bottom:1px solid #ddd;text-align:left}} figure.chart svg{{max-width:100%;height:auto}}</style></head><body>
-<h1>{e(spec.title)}</h1><p>{e(spec.description)}</p>
+    return page(
+        spec.title,
+        f"""<h1>{e(spec.title)}</h1><p>{e(spec.description)}</p>
 <p>需求部门 {e(spec.department)} · 工单 <code>{e(str(manifest["run"].get("work_order_id") or spec.work_order))}</code>
 · 数据领域 {e("、".join(spec.domains))} · 难度系数 {d} · 运行 <code>{e(run_id)}</code>
 · 生成时间 {e(str(manifest["finished_at"]))}</p>
-<h2>数据来源</h2><ul>{inputs}</ul>{"".join(sections)}</body></html>"""
+<h2>数据来源</h2><ul>{inputs}</ul>{"".join(sections)}""",
+    )
+
+
+def page(title: str, body: str, style: str = "") -> str:
+    """A self-contained HTML page: no script, nothing loaded from elsewhere."""
+    return f"""<!doctype html><html lang=zh-CN><head><meta charset=utf-8><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;margin:2em;color:#222;
+max-width:1100px}} table{{border-collapse:collapse;margin:.5em 0 2em}} td,th{{padding:3px 10px;
+border-bottom:1px solid #ddd;text-align:left}} figure.chart svg{{max-width:100%;height:auto}}{style}</style></head>
+<body>{body}</body></html>"""
+
+
+def table_html(headers: list[str], rows: list[list[Any]]) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{e(_cell(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _sheet_title(title: str, used: set[str]) -> str:
@@ -127,24 +142,35 @@ def write_csv(path: Path, output: Output, rows: list[dict[str, Any]]) -> None:
         writer.writerows([row[c] for c in output.columns] for row in rows)
 
 
-def write_report(lake_root: str, spec: AnalyticsSpec, manifest: Mapping[str, Any], *, run_id: str) -> dict[str, str]:
-    """Write the report's files under ``<lake>/reports/analytics/<spec>/<run>/``; their URIs."""
+def publish(lake_root: str, spec: AnalyticsSpec, run_id: str, write: Callable[[Path], list[str]]) -> dict[str, str]:
+    """Run ``write`` in a local folder and copy what it wrote (file names it returns) to
+    ``<lake>/reports/analytics/<spec>/<run>/``; the URI of each file by its name."""
     from pyarrow import fs as pafs
 
-    from govops.analytics.runs import read_outputs
     from govops.spark.manifest import _safe
 
-    results = read_outputs(manifest)
     folder = f"{lake_root.rstrip('/')}/reports/analytics/{spec.name}/{_safe(run_id)}"
-    out = {"html": f"{folder}/report.html", "xlsx": f"{folder}/report.xlsx"}
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp)
+        names = write(Path(tmp))
+        filesystem, base = pafs.FileSystem.from_uri(folder)
+        filesystem.create_dir(base, recursive=True)
+        pafs.copy_files(tmp, base, destination_filesystem=filesystem)
+    return {name: f"{folder}/{name}" for name in names}
+
+
+def write_report(lake_root: str, spec: AnalyticsSpec, manifest: Mapping[str, Any], *, run_id: str) -> dict[str, str]:
+    """Write the report's files under ``<lake>/reports/analytics/<spec>/<run>/``; their URIs."""
+    from govops.analytics.runs import read_outputs
+
+    results = read_outputs(manifest)
+
+    def write(local: Path) -> list[str]:
         (local / "report.html").write_text(render_html(spec, results, manifest, run_id), encoding="utf-8")
         write_xlsx(local / "report.xlsx", spec, results)
         for name, output in spec.outputs.items():
             write_csv(local / f"{name}.csv", output, results[name])
-            out[f"csv_{name}"] = f"{folder}/{name}.csv"
-        filesystem, base = pafs.FileSystem.from_uri(folder)
-        filesystem.create_dir(base, recursive=True)
-        pafs.copy_files(str(local), base, destination_filesystem=filesystem)
-    return out
+        return ["report.html", "report.xlsx", *(f"{name}.csv" for name in spec.outputs)]
+
+    written = publish(lake_root, spec, run_id, write)
+    return {{"report.html": "html", "report.xlsx": "xlsx"}.get(k) or f"csv_{k.removesuffix('.csv')}": v
+            for k, v in written.items()}  # fmt: skip

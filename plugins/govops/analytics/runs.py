@@ -161,6 +161,8 @@ def read_outputs(manifest: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]
 
     found = {}
     for out in manifest["outputs"]:
+        if out.get("kind") != "parquet":  # a fitted model is not a result table
+            continue
         filesystem, path = pafs.FileSystem.from_uri(out["uri"])
         table = pq.read_table(path, filesystem=filesystem)
         found[out["name"]] = table.select(out["columns"]).to_pylist()
@@ -182,9 +184,11 @@ def commit(
     prepared: Mapping[str, Any],
     *,
     run_type: str,
+    files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Record the run, its parameters, input versions and result rows, and meter it: one
-    transaction, so a result is never recorded unbilled or billed unrecorded."""
+    """Record the run, its parameters, input versions, result rows and delivered files (in
+    ``outputs``, ``kind: file``), and meter it: one transaction, so a result is never
+    recorded unbilled or billed unrecorded."""
     run = manifest["run"]
     results = read_outputs(manifest)
     lines = [dif.MeterLine(**{**line, "difficulty": Decimal(line["difficulty"])}) for line in prepared["lines"]]
@@ -217,7 +221,9 @@ def commit(
              "sha": spec_sha256(spec), "spec": spec.model_dump_json(),
              "params": json.dumps(prepared["parameters"], ensure_ascii=False),
              "inputs": json.dumps(manifest["inputs"], ensure_ascii=False, default=str),
-             "outputs": json.dumps(manifest["outputs"], ensure_ascii=False, default=str),
+             "outputs": json.dumps([*manifest["outputs"], *({"name": n, "kind": "file", "uri": u}
+                                                           for n, u in (files or {}).items())],
+                                   ensure_ascii=False, default=str),
              "m": manifest.get("manifest_uri")},
         ).scalar_one()  # fmt: skip
         conn.execute(text("DELETE FROM govops.analytics_result WHERE run_pk = :pk"), {"pk": pk})

@@ -101,10 +101,13 @@ class Refresh(_Strict):
 
 
 class Screen(_Strict):
+    """A dashboard screen: a big screen shows theme domains (主题域), each its outputs' charts
+    on a page of its own; a medium or small screen shows modules, one output each."""
+
     name: str
     size: Literal["big", "medium", "small"]
-    theme_domains: list[str] = []  # big: the theme domains (主题域) it shows, 1 each
-    modules: list[str] = []  # medium / small: its modules, each a fraction of a theme domain
+    theme_domains: dict[str, list[str]] = {}  # big: theme domain -> the outputs it shows (1 each)
+    modules: dict[str, str] = {}  # medium / small: module -> the output it shows (a fraction each)
 
     @model_validator(mode="after")
     def _size_fields(self) -> Screen:
@@ -112,6 +115,94 @@ class Screen(_Strict):
             raise ValueError("a big screen lists theme_domains (and no modules)")
         if self.size != "big" and (not self.modules or self.theme_domains):
             raise ValueError("a medium or small screen lists modules (and no theme_domains)")
+        if any(not shown for shown in self.theme_domains.values()):
+            raise ValueError("each theme domain lists the outputs it shows")
+        return self
+
+    @property
+    def shown(self) -> list[str]:
+        return [o for outs in self.theme_domains.values() for o in outs] + list(self.modules.values())
+
+
+class Indicator(_Strict):
+    """A fusion model's indicator: a column of the model's table, scored
+    weight x min(value / threshold, 1) (negative values score 0)."""
+
+    title: str  # 指标名称
+    definition: str  # 指标口径, in words, for the design document
+    department: str  # whose records it comes from
+    weight: Annotated[Decimal, Field(gt=0, le=1)]
+    threshold: Annotated[Decimal, Field(gt=0)]  # the value that scores the full weight
+    unit: str = ""
+
+
+class Feature(_Strict):
+    """A mining model's feature: a numeric column of the model's table."""
+
+    title: str
+    definition: str
+    department: str
+
+
+class Rule(_Strict):
+    """A fusion rule: rows for which ``when`` (Spark SQL over the table's columns) holds get
+    ``level`` whatever their score."""
+
+    title: str
+    when: str
+    level: str
+
+
+class Scenario(_Strict):
+    """A test scenario of the model test report: every result row for which ``where`` holds
+    must satisfy ``expect`` (both Spark SQL over the table's and the result's columns)."""
+
+    title: str
+    where: str
+    expect: str
+
+
+METRICS = ("auc", "precision", "recall", "f1", "accuracy")
+RESULT_COLUMNS = {"fusion_model": ("score", "level", "reasons", "alert", "split"),
+                  "mining_model": ("score", "alert", "split")}  # fmt: skip
+EVALUATION_COLUMNS = ("section", "item", "value", "text", "floor", "passed")
+
+
+class Model(_Strict):
+    """A fusion (item 16) or mining (17) model over one output of the spec, ``table``: one row
+    per ``key`` with its indicators or features and the observed outcome ``label`` (0/1)
+    the model is tested against on the held-out rows (``split`` = test: a hash of the key
+    and ``seed`` below ``test_fraction``). It writes ``result`` (the key, score, alert and
+    split per row) and ``evaluation`` (environment, method, metrics, scenarios)."""
+
+    table: str
+    key: str
+    label: str
+    result: str = "result"
+    evaluation: str = "evaluation"
+    test_fraction: Annotated[Decimal, Field(ge=Decimal("0.1"), le=Decimal("0.5"))] = Decimal("0.3")
+    seed: int = 42
+    floors: dict[Literal["auc", "precision", "recall", "f1", "accuracy"], Annotated[Decimal, Field(ge=0, le=1)]] = {}
+    scenarios: list[Scenario] = []
+    # fusion
+    indicators: dict[str, Indicator] = {}
+    levels: dict[str, Annotated[Decimal, Field(ge=0, le=100)]] = {}  # level -> lowest score (0-100), highest first
+    alert_levels: list[str] = []  # the levels that raise a warning (predicted positive)
+    rules: list[Rule] = []
+    # mining
+    features: dict[str, Feature] = {}
+    algorithm: Literal["logistic_regression", "random_forest"] | None = None
+    hyperparameters: dict[str, int | float] = {}
+    alert_threshold: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.5")  # probability that raises a warning
+
+    @model_validator(mode="after")
+    def _levels(self) -> Model:
+        bounds = list(self.levels.values())
+        if bounds != sorted(bounds, reverse=True) or (bounds and bounds[-1] != 0):
+            raise ValueError("levels: list the levels from the highest score down, the last from 0")
+        unknown = [lv for lv in self.alert_levels + [r.level for r in self.rules] if lv not in self.levels]
+        if unknown:
+            raise ValueError(f"levels {unknown} are not declared in levels")
         return self
 
 
@@ -127,6 +218,7 @@ class AnalyticsSpec(_Strict):
     module: str | None = None  # instead of sql: a module whose run(spark, views, parameters) returns the outputs
     outputs: dict[str, Output]
     refresh: Refresh | None = None  # none: runs only when triggered (delivery and corrections)
+    model: Model | None = None  # fusion and mining models
     screens: list[Screen] = []  # dashboards
     module_factor: Annotated[Decimal, Field(ge=Decimal("0.1"), le=Decimal("0.2"))] | None = None
     module_work_order: str | None = None  # dashboards with medium / small screens
@@ -154,8 +246,9 @@ class AnalyticsSpec(_Strict):
         if not self.outputs:
             raise ValueError("outputs: declare at least one output")
         with_sql = [n for n, o in self.outputs.items() if o.sql]
-        if self.module is None and len(with_sql) != len(self.outputs):
-            missing = sorted(set(self.outputs) - set(with_sql))
+        produced = self._check_model()
+        if self.module is None and len(with_sql) + len(produced) != len(self.outputs):
+            missing = sorted(set(self.outputs) - set(with_sql) - set(produced))
             raise ValueError(f"outputs {missing} have no sql: give each output sql, or give module")
         if self.module is not None:
             if with_sql:
@@ -170,9 +263,49 @@ class AnalyticsSpec(_Strict):
             small = any(s.size != "big" for s in self.screens)
             if small != (self.module_factor is not None and bool(self.module_work_order)):
                 raise ValueError("medium / small screens go with module_factor (0.1 to 0.2) and module_work_order")
+            unknown = sorted({o for s in self.screens for o in s.shown} - set(self.outputs))
+            if unknown:
+                raise ValueError(f"screens show outputs {unknown} the spec does not declare")
         elif self.screens or self.module_factor is not None or self.module_work_order:
             raise ValueError("screens, module_factor and module_work_order are only used by kind dashboard")
         return self
+
+    def _check_model(self) -> list[str]:
+        """The outputs the model writes (no sql); a model's fields checked against its kind."""
+        model = self.model
+        if self.kind not in ("fusion_model", "mining_model"):
+            if model is not None:
+                raise ValueError("model is only used by kinds fusion_model and mining_model")
+            return []
+        if model is None:
+            raise ValueError(f"a {self.kind} declares its model")
+        if self.module is not None:
+            raise ValueError("a model's table comes from sql, not module")
+        table = self.outputs.get(model.table)
+        if table is None or not table.sql:
+            raise ValueError(f"model.table: {model.table!r} is not an output with sql")
+        used = [model.key, model.label, *model.indicators, *model.features]
+        missing = [c for c in used if c not in table.columns]
+        if missing:
+            raise ValueError(f"model: columns {missing} are not columns of output {model.table}")
+        if self.kind == "fusion_model":
+            if not model.indicators or not model.levels or not model.alert_levels:
+                raise ValueError("a fusion model declares indicators, levels and alert_levels")
+            if sum(i.weight for i in model.indicators.values()) != 1:
+                raise ValueError("model.indicators: the weights add up to 1")
+            if model.features or model.algorithm:
+                raise ValueError("features and algorithm are for mining models")
+        else:
+            if not model.features or model.algorithm is None:
+                raise ValueError("a mining model declares features and algorithm")
+            if model.indicators or model.levels or model.rules:
+                raise ValueError("indicators, levels and rules are for fusion models")
+        expected = {model.result: (model.key, *RESULT_COLUMNS[self.kind]), model.evaluation: EVALUATION_COLUMNS}
+        for name, columns in expected.items():
+            out = self.outputs.get(name)
+            if out is None or out.sql or tuple(out.columns) != columns:
+                raise ValueError(f"outputs.{name}: the model writes it (no sql) with the columns {list(columns)}")
+        return list(expected)
 
     @property
     def domains(self) -> list[str]:

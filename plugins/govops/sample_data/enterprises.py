@@ -1,0 +1,136 @@
+"""Other departments' records of the sample district's enterprises, for the fusion and mining
+models (items 16, 17): deterministic from a seed, keyed by the legal persons' ``uscc``.
+
+Two years of months, November 2024 to October 2026; "the last 12 months" are November 2025
+to October 2026. A planted share of enterprises (``risky``) are in trouble in the last 12
+months: their declared tax falls to 20-60 % of the year before (80 % of them), their insured
+staff to 30-70 % (70 %), and an inspection fails with probability 0.5 (others: 0.05). The
+outcome the models are tested against is an administrative penalty in 2026: for 80 % of the
+risky enterprises and 3 % of the others. Five enterprises have no social insurance records.
+
+- ``raw/frontdb/market_regulation/inspections`` (区市场监管局): inspection_id, uscc,
+  inspected_on, result (合格 / 不合格)
+- ``raw/frontdb/taxation/monthly_declarations`` (区税务局): uscc, month (yyyy-MM), tax_amount
+  (decimal(14,2), 元)
+- ``raw/frontdb/human_resources/social_insurance`` (区人社局): uscc, month, insured_staff
+- ``raw/frontdb/market_regulation/penalties`` (区市场监管局): penalty_id, uscc, decided_on,
+  reason, amount (decimal(12,2))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LEGAL_PERSONS = "raw/frontdb/market_regulation/legal_persons_incremental"  # what frontdb_legal_persons publishes
+INSPECTIONS = "raw/frontdb/market_regulation/inspections"
+TAX = "raw/frontdb/taxation/monthly_declarations"
+INSURANCE = "raw/frontdb/human_resources/social_insurance"
+PENALTIES = "raw/frontdb/market_regulation/penalties"
+MONTHS = [f"{2024 + (10 + m) // 12}-{(10 + m) % 12 + 1:02d}" for m in range(24)]  # 2024-11 .. 2026-10
+LAST_YEAR_FROM = date(2025, 11, 1)
+RISKY_SHARE = 0.12
+_REASONS = ("虚假宣传", "未按规定公示年报", "产品质量不合格", "无照经营", "价格违法")
+
+
+@dataclass(frozen=True)
+class EnterpriseSample:
+    inspections: pd.DataFrame
+    tax: pd.DataFrame
+    insurance: pd.DataFrame
+    penalties: pd.DataFrame
+    risky: frozenset[str]  # the planted enterprises in trouble (uscc)
+
+
+def build(legal_persons: pd.DataFrame, seed: int = 16) -> EnterpriseSample:
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    uscc = legal_persons["uscc"].to_numpy(dtype=object)
+    n = len(uscc)
+    risky = rng.random(n) < RISKY_SHARE
+    tax_drop = risky & (rng.random(n) < 0.8)
+    staff_drop = risky & (rng.random(n) < 0.7)
+
+    base_tax = np.round(rng.lognormal(9.5, 0.8, n), 2)
+    tax_factor = np.where(tax_drop, rng.uniform(0.2, 0.6, n), rng.uniform(0.9, 1.15, n))
+    base_staff = rng.integers(3, 120, n)
+    staff_factor = np.where(staff_drop, rng.uniform(0.3, 0.7, n), rng.uniform(0.9, 1.1, n))
+    tax_rows, staff_rows = [], []
+    no_insurance = set(rng.choice(n, 5, replace=False).tolist())
+    for m, month in enumerate(MONTHS):
+        last = m >= 12
+        noise = rng.uniform(0.9, 1.1, n)
+        amounts = np.round(base_tax * noise * (tax_factor if last else 1.0), 2)
+        staff = np.maximum(0, np.round(base_staff * rng.uniform(0.95, 1.05, n) * (staff_factor if last else 1.0)))
+        for i in range(n):
+            tax_rows.append((uscc[i], month, Decimal(f"{amounts[i]:.2f}")))
+            if i not in no_insurance:
+                staff_rows.append((uscc[i], month, int(staff[i])))
+
+    inspections = []
+    for i in range(n):
+        for k in range(int(rng.poisson(1.2))):
+            day = LAST_YEAR_FROM - timedelta(days=365) + timedelta(days=int(rng.integers(0, 730)))
+            fail = rng.random() < (0.5 if risky[i] and day >= LAST_YEAR_FROM else 0.05)
+            inspections.append((f"JC{i:05d}{k}", uscc[i], day, "不合格" if fail else "合格"))
+
+    penalties = []
+    punished = np.where(risky, rng.random(n) < 0.8, rng.random(n) < 0.03)
+    for i in np.flatnonzero(punished):
+        day = date(2026, 1, 1) + timedelta(days=int(rng.integers(0, 300)))
+        amount = Decimal(int(rng.integers(1, 100)) * 1000).quantize(Decimal("0.01"))
+        penalties.append((f"CF{i:05d}", uscc[i], day, _REASONS[int(rng.integers(len(_REASONS)))], amount))
+
+    return EnterpriseSample(
+        inspections=pd.DataFrame(inspections, columns=["inspection_id", "uscc", "inspected_on", "result"]),
+        tax=pd.DataFrame(tax_rows, columns=["uscc", "month", "tax_amount"]),
+        insurance=pd.DataFrame(staff_rows, columns=["uscc", "month", "insured_staff"]),
+        penalties=pd.DataFrame(penalties, columns=["penalty_id", "uscc", "decided_on", "reason", "amount"]),
+        risky=frozenset(uscc[risky].tolist()),
+    )
+
+
+def _write(lake_root: str, dataset: str, frame: pd.DataFrame, decimals: dict[str, tuple[int, int]]) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyarrow import fs as pafs
+
+    from govops.spark.lake import COMMIT_MARKER
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for column, (precision, scale) in decimals.items():
+        table = table.set_column(table.schema.get_field_index(column), column,
+                                 table[column].cast(pa.decimal128(precision, scale)))  # fmt: skip
+    filesystem, root = pafs.FileSystem.from_uri(f"{lake_root.rstrip('/')}/{dataset}")
+    filesystem.delete_dir_contents(root, missing_dir_ok=True)
+    filesystem.create_dir(root, recursive=True)
+    pq.write_table(table, f"{root}/part-00000.parquet", filesystem=filesystem)
+    marker = {"run": {"dag_id": "sample_data", "run_id": "enterprise_sample"}, "rows": table.num_rows}
+    with filesystem.open_output_stream(f"{root}/{COMMIT_MARKER}") as out:
+        out.write(json.dumps(marker).encode())
+    return table.num_rows
+
+
+def write_enterprise_sample(lake_root: str, legal_persons: pd.DataFrame, *, seed: int = 16,
+                            with_legal_persons: bool = False) -> dict[str, int]:  # fmt: skip
+    """Write the four datasets (and the legal persons, where no pipeline loads them) to the
+    lake as Parquet with a commit marker; rows per dataset."""
+    sample = build(legal_persons, seed)
+    written = {
+        INSPECTIONS: _write(lake_root, INSPECTIONS, sample.inspections, {}),
+        TAX: _write(lake_root, TAX, sample.tax, {"tax_amount": (14, 2)}),
+        INSURANCE: _write(lake_root, INSURANCE, sample.insurance, {}),
+        PENALTIES: _write(lake_root, PENALTIES, sample.penalties, {"amount": (12, 2)}),
+    }
+    if with_legal_persons:
+        written[LEGAL_PERSONS] = _write(lake_root, LEGAL_PERSONS, legal_persons, {})
+    return written
