@@ -8,6 +8,7 @@ show the same figures and load nothing from outside the machine."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import fcntl
 import io
@@ -48,6 +49,8 @@ from tests.conftest import own_ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 PERIOD = "CONSOLE-2026-11"
+NEXT = "CONSOLE-2026-12"
+FRAME = "document.querySelector('iframe').contentDocument"
 USERS = {"admin": "admin", "op": "op", "viewer": "viewer"}
 AT = datetime(2026, 11, 10, 8, tzinfo=UTC)
 
@@ -211,7 +214,8 @@ def test_pages_and_their_json_twins_show_the_ledgers_figures(server: Server) -> 
         health = c.get("/govops/health.json")
         index = c.get("/govops/").text
     assert page.status_code == 200 and "<style>" in page.text and "http" not in re.sub(r'href="[^"]*"', "", page.text)
-    assert {(r["item"], r["unit"], r["work_order"]): r["quantity"] for r in usage["rows"]} == _ledger_usage(server.ledger)
+    figures = {(r["item"], r["unit"], r["work_order"]): r["quantity"] for r in usage["rows"]}
+    assert figures == _ledger_usage(server.ledger)
     assert usage["totals"] == {"record": 1_234_567 + 54_321 + 7_000, "table": 3}
     assert "1,234,567" in page.text and "1,295,888" in page.text  # thousands separators, the record total
     assert [(e["quantity"], e["department"], e["run_id"]) for e in events["rows"]] == [(1_234_567, "区公安局", "r2")]
@@ -259,7 +263,8 @@ def test_assign_accept_settle_verify_export_close_and_event_orders(server: Serve
         # Twice is refused; a browser is sent back to the page with the reason.
         browser_like = op.post("/govops/unassigned/assign", data=form, headers={"Accept": "text/html"})
         assert browser_like.status_code == 303
-        assert f"usage event {queue['01']} was already assigned to work order WO-C-01B" in unquote_plus(browser_like.headers["location"])
+        reason = f"usage event {queue['01']} was already assigned to work order WO-C-01B"
+        assert reason in unquote_plus(browser_like.headers["location"])
         unassigned = op.get("/govops/unassigned.json").json()["rows"]
         assert [r["service_item_code"] for r in unassigned] == ["06"]
 
@@ -392,7 +397,8 @@ class DevTools:
             if found and must_contain in found:
                 return found
             time.sleep(0.3)
-        raise AssertionError(f"{selector}: {must_contain!r} never appeared (last: {found!r}) at {self.js('location.href')}")
+        where = self.js("location.href")
+        raise AssertionError(f"{selector}: {must_contain!r} never appeared (last: {found!r}) at {where}")
 
     def screenshot(self, path: Path) -> Path:
         path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", session=self.session)["data"]))
@@ -402,10 +408,8 @@ class DevTools:
         return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(AssertionError):  # it closes the pipe as it exits
             self.call("Browser.close", timeout=10)
-        except AssertionError:
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -451,6 +455,38 @@ def test_the_pages_inside_the_airflow_ui_in_chromium(server: Server, tmp_path: P
         assert "通过" in browser.frame_text("#verify-result", "通过")
         # The outer URL follows the iframe: the verification can be linked to.
         assert f"/plugin/govops-statements/govops/statements/{PERIOD}/verify" in browser.js("location.href")
+
+        # An op assigns the item-06 row from the unassigned queue with a click.
+        browser.call("Network.setCookie", session=browser.session, name="_token", value=server.tokens["op"],
+                     url=f"{server.base}/", path="/")  # fmt: skip
+        browser.open(f"{server.base}/plugin/govops-unassigned")
+        assert "7,000" in browser.frame_text("#unassigned", "WO-C-06")
+        browser.js(f"[...{FRAME}.querySelectorAll('form.assign')].find(f => f.work_order_id.value === 'WO-C-06')"
+                   ".querySelector('button').click()")  # fmt: skip
+        assert "1 usage event(s) assigned to WO-C-06" in browser.frame_text(".flash", "WO-C-06")
+        assert "7,000" not in browser.frame_text("#unassigned", "分配到工单")
+        browser.screenshot(tmp_path / "assigned.png")
+
+        # An op is offered no close; an admin closes the next period, typing its id to confirm.
+        with contextlib.suppress(store.PeriodClosed):  # closed already when the flows above ran
+            store.close(server.ledger, PERIOD)
+        with server.ledger.begin() as conn:
+            store.add_period(conn, NEXT, "monthly", date(2026, 12, 1), date(2026, 12, 31))
+            store.record_assessment(conn, NEXT, D("95"), D("90"))
+        store.settle(server.ledger, NEXT)
+        browser.open(f"{server.base}/plugin/govops-statements/govops/statements/{NEXT}")
+        assert "草稿" in browser.frame_text("h1", NEXT)
+        assert browser.js(f"{FRAME}.querySelector('#close') === null") is True
+        browser.call("Network.setCookie", session=browser.session, name="_token", value=server.tokens["admin"],
+                     url=f"{server.base}/", path="/")  # fmt: skip
+        browser.js(f"{FRAME}.location.reload()")
+        time.sleep(1)
+        browser.frame_text("#close", "关闭周期")
+        browser.js(f"{FRAME}.querySelector('#close-form input[name=confirm]').value = {json.dumps(NEXT)}")
+        browser.js(f"{FRAME}.querySelector('#close').click()")
+        assert "已关闭" in browser.frame_text("h1", "已关闭")
+        assert f"{NEXT} closed (audit entry" in browser.frame_text(".flash", "closed")
+        browser.screenshot(tmp_path / "closed.png")
     finally:
         browser.close()
     leaving = [u for u in browser.requested() if urlparse(u).scheme in ("http", "https", "ws", "wss")
