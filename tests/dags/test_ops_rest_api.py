@@ -60,6 +60,16 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         log.close()
 
 
+def rerunnable() -> None:
+    """The probe's runs that an earlier session made scheduled ones are manual again: each
+    test sees only its own scheduled run, and dag.test() re-runs its manual run."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.execute(text("UPDATE dag_run SET run_type = 'manual' WHERE dag_id = 'ops_listener_probe' "
+                             "AND run_type = 'scheduled'"))  # fmt: skip
+
+
 def test_rest_source_reads_the_deployment_and_meters_once(api_server: tuple[str, str, str], fresh_ledger: Engine,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.utils.session import create_session
@@ -67,6 +77,7 @@ def test_rest_source_reads_the_deployment_and_meters_once(api_server: tuple[str,
     monkeypatch.setenv("GOVOPS_DATABASE_URL", fresh_ledger.url.render_as_string(hide_password=False))
     # A successful run of the probe DAG, made a scheduled one (dag.test() only makes manual runs).
     day = datetime(2026, 11, 20, tzinfo=UTC)
+    rerunnable()
     run = probe_dag().test(logical_date=day, run_after=day, run_conf={"fail": False})
     assert str(run.state) == "success"
     with create_session() as session:
@@ -111,6 +122,7 @@ def test_health_pass_reads_the_rest_api(api_server: tuple[str, str, str], fresh_
     from govops.ops.health import check
 
     day = datetime(2026, 11, 23, tzinfo=UTC)
+    rerunnable()
     run = probe_dag().test(logical_date=day, run_after=day, run_conf={"fail": False})
     broken = f"/tmp/govops_h1_{uuid.uuid4().hex[:8]}.py"
     now = datetime.now(UTC)

@@ -71,7 +71,8 @@ class DagFolderSource:
         departments = _spec_departments()
         dags = []
         for dag in bag.dags.values():
-            params = {k: dag.params[k] for k in dag.params}
+            # A param without a default (the caller must pass one) names no work order or department.
+            params = {k: dag.params.get_param(k).value for k in dag.params if dag.params.get_param(k).has_value}
             dags.append(_describe(
                 dag.dag_id, coerce_to_core_timetable(dag.timetable).summary, dag.owner, sorted(dag.tags), params,
                 dag.description or "", dag.fileloc, None, departments,
