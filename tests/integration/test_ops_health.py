@@ -186,3 +186,13 @@ def test_each_state_change_is_mailed_once(fresh_ledger: Engine, inbox: tuple[Inb
                                  "ORDER BY id")).all()  # fmt: skip
     assert sent == [(ev, "smtp", "ops@ops.example,center@ops.example")
                     for ev in ("opened", "acknowledged", "resolved", "evaluated")]  # fmt: skip
+
+
+def test_cli_check_refuses_without_the_api_connection(ledger_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from govops.ops.__main__ import main
+
+    monkeypatch.setenv("GOVOPS_DATABASE_URL", ledger_url)
+    monkeypatch.delenv("AIRFLOW_CONN_GOVOPS_AIRFLOW_API", raising=False)
+    assert main(["health", "check"]) == 2
+    assert capsys.readouterr().err.startswith("HEALTH_SOURCE_MISSING: the monitoring pass reads Airflow's REST API v2")

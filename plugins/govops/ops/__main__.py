@@ -8,6 +8,8 @@
   jobs sync [--source dag_folder|rest_api] [--work-order W]
   jobs list
   report --month YYYY-MM [--out DIR]   the job-anomaly summary and the monthly summary (HTML, XLSX)
+  health check      one monitoring pass (stuck, slow, late, import errors) over the REST API v2
+  health notify     send the event orders' state changes not yet sent (SMTP, DingTalk)
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     a = top.add_parser("report", help="异常作业监控数据分析汇总报告 and 月总结报告 of a month")
     a.add_argument("--month", required=True, type=lambda v: date.fromisoformat(v + "-01"), help="YYYY-MM")
     a.add_argument("--out", type=Path, default=None, help="a folder (default: <lake>/reports/ops/YYYY-MM)")
+    health = top.add_parser("health", help="job health (issue 17)").add_subparsers(dest="command", required=True)
+    health.add_parser("check", help="one monitoring pass through the connection govops_airflow_api")
+    health.add_parser("notify", help="send pending notifications through govops_smtp / govops_dingtalk")
     return p
 
 
