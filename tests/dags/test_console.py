@@ -246,6 +246,38 @@ def test_pages_and_their_json_twins_show_the_ledgers_figures(server: Server) -> 
     assert "计量结算" in index and ">2<" in index  # two unassigned events
 
 
+def test_the_metrics_endpoint_parses_and_holds_the_ledgers_figures(server: Server) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from prometheus_client.parser import text_string_to_metric_families
+    from sqlalchemy import func, select
+
+    with server.client("viewer") as c:
+        reply = c.get("/govops/metrics")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(reply.text) for s in family.samples}  # fmt: skip
+
+    def of(name: str) -> dict[tuple[str, ...], float]:  # label values in the order of their names
+        return {tuple(v for _, v in labels): value for (n, labels), value in samples.items() if n == name}
+
+    assert of("govops_usage_quantity") == {("2026-11", "01", "record"): 1_288_888, ("2026-11", "04", "table"): 3,
+                                           ("2026-11", "06", "record"): 7_000}  # fmt: skip
+    assert of("govops_usage_rows") == {("2026-11", "01", "record"): 2, ("2026-11", "04", "table"): 1,
+                                       ("2026-11", "06", "record"): 1}  # fmt: skip
+    assert of("govops_unassigned_usage_quantity") == {("01", "record"): 54_321, ("06", "record"): 7_000}
+    assert of("govops_event_orders_open") == {("low",): 1, ("normal",): 0, ("urgent",): 1}
+    with create_session() as session:
+        ended = dict(session.execute(select(DagRun.dag_id, func.max(DagRun.end_date))
+                                     .where(DagRun.state == "success", DagRun.end_date.is_not(None))
+                                     .group_by(DagRun.dag_id)).all())  # fmt: skip
+    ages = of("govops_last_successful_run_age_seconds")
+    assert set(ages) == {(d,) for d in ended}
+    now = datetime.now(UTC)
+    for (dag_id,), age in ages.items():
+        assert 0 <= (now - ended[dag_id]).total_seconds() - age < 60, dag_id
+
+
 def test_assign_accept_settle_verify_export_close_and_event_orders(server: Server) -> None:
     e = server.ledger
     json_ = {"Accept": "application/json"}

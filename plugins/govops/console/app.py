@@ -448,6 +448,19 @@ def health(request: Request, user: Reader, hours: int = 24) -> Response:
     return respond(request, user, "health.html", {**data, "hours": hours})
 
 
+@router.get("/metrics")
+def metrics(user: Reader) -> Response:
+    """Prometheus text: usage rows and quantities per item and period, the unassigned queue,
+    open event orders by urgency, the age of each DAG's last successful run."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from govops.console.metrics import render
+
+    with reading() as conn:
+        body = render(conn, datetime.now(UTC))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
 def _refused(request: Request, status_code: int, detail: str) -> Response:
     """A refusal as problem details (JSON), or the page again with the reason (a browser)."""
     accept = request.headers.get("accept", "")
