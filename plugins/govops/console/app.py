@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 
 from govops import settings
-from govops.console import queries
+from govops.console import URL_PREFIX, queries
 from govops.console.auth import MINIMUM_ROLE, Reader, allowed_to, may, user_name
 from govops.errors import CodedError
 from govops.ops import event_orders as eo
@@ -45,7 +45,6 @@ from govops.settlement.workorders import (
     set_work_order_state,
 )
 
-URL_PREFIX = "/govops"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _engines: dict[str, Engine] = {}
 
