@@ -116,6 +116,18 @@ def output_assets(spec: AnalyticsSpec) -> dict[str, Any]:
     return {name: chain.asset(f"analytics/{spec.name}/{name}") for name in spec.outputs}
 
 
+def publication(spec: AnalyticsSpec, output: dict[str, Any], manifest: dict[str, Any], billing: str) -> dict[str, Any]:
+    """An output's asset event ``extra``, as the chain's: the dataset, its version (the digest
+    of this run's commit marker, ``govops.quality.promotion.version``) and the run's figures."""
+    from govops.quality.promotion import version
+
+    lake = settings.lake_root()
+    written = output["uri"].removeprefix(f"{lake}/")  # analytics/<name>/<output>/version=<run>
+    return {"dataset": f"analytics/{spec.name}/{output['name']}", "version": version(lake, written),
+            "uri": output["uri"], "rows": output["rows"], "run_id": manifest["run"]["run_id"],
+            "billing": billing}  # fmt: skip
+
+
 def deliver(spec: AnalyticsSpec, manifest: dict[str, Any], run_id: str) -> dict[str, str]:
     """Write the kind's files (report, model documents or dashboard pages); their URIs."""
     lake = settings.lake_root()
@@ -187,9 +199,7 @@ def build_dag(spec: AnalyticsSpec) -> DAG:
                 done = commit(spec, manifest, prepared, run_type, files)
             for out in manifest["outputs"]:
                 if out["name"] in assets and outlet_events is not None:
-                    outlet_events[assets[out["name"]]].extra = {
-                        "dataset": f"analytics/{spec.name}/{out['name']}", "version": manifest["run"]["run_id"],
-                        "uri": out["uri"], "rows": out["rows"], "billing": done["billing"]}  # fmt: skip
+                    outlet_events[assets[out["name"]]].extra = publication(spec, out, manifest, done["billing"])
             return done
 
         commit_task(analyze.output, prepared, written)

@@ -107,6 +107,9 @@ def _write(lake_root: str, dataset: str, frame: pd.DataFrame, decimals: dict[str
     from govops.spark.lake import COMMIT_MARKER
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    for n, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns":  # Spark reads no nanosecond Parquet timestamps
+            table = table.set_column(n, f.name, table[f.name].cast(pa.timestamp("us", f.type.tz)))
     for column, (precision, scale) in decimals.items():
         table = table.set_column(table.schema.get_field_index(column), column,
                                  table[column].cast(pa.decimal128(precision, scale)))  # fmt: skip
@@ -134,3 +137,44 @@ def write_enterprise_sample(lake_root: str, legal_persons: pd.DataFrame, *, seed
     if with_legal_persons:
         written[LEGAL_PERSONS] = _write(lake_root, LEGAL_PERSONS, legal_persons, {})
     return written
+
+
+def lake_legal_persons(lake_root: str) -> pd.DataFrame | None:
+    """The legal persons a pipeline published to the lake (the latest row per id), or None."""
+    import pyarrow.dataset as ds
+    from pyarrow import fs as pafs
+
+    filesystem, root = pafs.FileSystem.from_uri(f"{lake_root.rstrip('/')}/{LEGAL_PERSONS}")
+    if filesystem.get_file_info(root).type == pafs.FileType.NotFound:
+        return None
+    dataset = ds.dataset(root, filesystem=filesystem, format="parquet", partitioning="hive")
+    frame = dataset.to_table(columns=["id", "uscc", "updated_at"]).to_pandas()
+    latest = frame.sort_values("updated_at").drop_duplicates("id", keep="last").sort_values("id")
+    return latest.reset_index(drop=True)
+
+
+def main() -> None:
+    """python -m govops.sample_data.enterprises: the departments' records of the lake's
+    enterprises (those frontdb_legal_persons loaded), or of a generated register."""
+    import argparse
+
+    from govops import settings
+    from govops.sample_data import SampleConfig, build_frames
+
+    p = argparse.ArgumentParser(prog="python -m govops.sample_data.enterprises", description=main.__doc__)
+    p.add_argument("--lake-root", default=None, help="default: GOVOPS_LAKE_ROOT")
+    p.add_argument("--seed", type=int, default=16)
+    p.add_argument("--persons", type=int, default=2000, help="without legal persons in the lake: a register of "
+                   "persons x 2/5 enterprises (SampleConfig seed 7) is generated and written too")  # fmt: skip
+    a = p.parse_args()
+    lake = a.lake_root or settings.lake_root()
+    legal = lake_legal_persons(lake)
+    generated = legal is None
+    if legal is None:
+        legal = build_frames(SampleConfig(seed=7, persons=a.persons)).legal_persons
+    for dataset, rows in write_enterprise_sample(lake, legal, seed=a.seed, with_legal_persons=generated).items():
+        print(f"{dataset}: {rows} rows")
+
+
+if __name__ == "__main__":
+    main()
