@@ -299,6 +299,14 @@ def test_assign_accept_settle_verify_export_close_and_event_orders(server: Serve
         assert reason in unquote_plus(browser_like.headers["location"])
         unassigned = op.get("/govops/unassigned.json").json()["rows"]
         assert [r["service_item_code"] for r in unassigned] == ["06"]
+        # The usage page moves the assigned event from the queue to its work order.
+        by = {"by": ["item", "work_order"]}
+        usage = viewer.get("/govops/usage.json", params=by).json()["rows"]
+        assert {(r["item"], r["unit"], r["work_order"]): r["quantity"] for r in usage} == _ledger_usage(e)
+        assert ("01", "record", "WO-C-01B") in _ledger_usage(e) and ("01", "record", None) not in _ledger_usage(e)
+        for work_order, expected in (("-", [("06", None, 7_000)]), ("WO-C-01B", [("01", "WO-C-01B", 54_321)])):
+            rows = viewer.get("/govops/usage.json", params={**by, "work_order": work_order}).json()["rows"]
+            assert [(r["item"], r["work_order"], r["quantity"]) for r in rows] == expected, work_order
 
         # Acceptance of the delivered service order (admin), then the draft re-settled (op).
         accept = {"quality_score": "92", "operator_opinion": "已交付", "purchaser_opinion": "同意",
@@ -468,7 +476,8 @@ def test_the_pages_inside_the_airflow_ui_in_chromium(server: Server, tmp_path: P
         browser.call("Network.setCookie", session=browser.session, name="_token", value=server.tokens["viewer"],
                      url=f"{server.base}/", path="/")  # fmt: skip
         totals = _ledger_usage(server.ledger)
-        browser.open(f"{server.base}/plugin/govops-usage")
+        by = "by=period&by=item&by=work_order&by=department"
+        browser.open(f"{server.base}/plugin/govops-usage/govops/usage?{by}")
         table = browser.frame_text("#usage", "合计")
         cells = [line.split("\t") for line in table.splitlines()]
         for (item, unit, work_order), quantity in totals.items():  # columns: period, item, work order, dept, unit, qty

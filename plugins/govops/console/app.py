@@ -180,7 +180,7 @@ def home(request: Request, user: Reader) -> Response:
 
 @pages(router, "/usage")
 def usage(request: Request, user: Reader, f: Filter, by: Annotated[list[str] | None, Query()] = None) -> Response:
-    dims = tuple(d for d in (by or queries.DIMENSIONS) if d in queries.DIMENSIONS) or queries.DIMENSIONS
+    dims = tuple(d for d in (by or queries.DEFAULT_BY) if d in queries.DIMENSIONS) or queries.DEFAULT_BY
     with reading() as conn:
         rows = queries.usage_summary(conn, f, dims)
     return respond(request, user, "usage.html", {"filter": f.query(), "by": list(dims), "rows": rows,
@@ -260,9 +260,10 @@ def statement(request: Request, user: Reader, period_id: str) -> Response:
         inputs = queries.statement_inputs(conn, period_id)
     found = store.get_statement(engine(), period_id)
     if found is not None and inputs is not None:
+        catalog = queries.stored_catalog(inputs)
         for line in found["lines"]:
             for wo in line.get("work_orders", []):
-                wo["tier_slices"] = queries.tier_slices(inputs, wo)
+                wo["tier_slices"] = queries.tier_slices(catalog, wo)
     return respond(request, user, "statement.html", {"period": period, "statement": found})
 
 

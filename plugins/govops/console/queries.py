@@ -18,12 +18,13 @@ from sqlalchemy import Connection, text
 
 from govops.ops.event_orders import URGENCIES
 from govops.service_items import SERVICE_ITEMS
-from govops.settlement.catalog import parse_catalog
+from govops.settlement.catalog import Catalog, parse_catalog
 from govops.settlement.workorders import RUNNABLE
 
 PAGE = 100
 UNASSIGNED = "-"  # the work-order filter value of the unassigned queue
 DIMENSIONS = ("period", "item", "work_order", "department")
+DEFAULT_BY = ("period", "item")  # the page's first view; work orders and departments on request
 _WO = "coalesce(e.work_order_id, a.work_order_id)"
 _FROM = "govops.usage_event e LEFT JOIN govops.usage_assignment a ON a.usage_event_id = e.id"
 
@@ -41,7 +42,9 @@ class UsageFilter:
     run_id: str | None = None
     task_id: str | None = None
 
-    def where(self) -> tuple[str, dict[str, Any]]:
+    def where(self, *, work_order: bool = True) -> tuple[str, dict[str, Any]]:
+        """SQL conditions on ``e`` (the ledger) and ``a`` (its assignments); ``work_order``
+        False leaves the work-order filter to the caller."""
         clauses, params = ["true"], {}
         for name, column in (("period", "e.period"), ("item", "e.service_item_code"), ("unit", "e.unit"),
                              ("department", "e.department"), ("dag_id", "e.dag_id"), ("run_id", "e.run_id"),
@@ -50,9 +53,9 @@ class UsageFilter:
             if value is not None:
                 clauses.append(f"{column} = :{name}")
                 params[name] = value
-        if self.work_order == UNASSIGNED:
+        if work_order and self.work_order == UNASSIGNED:
             clauses.append(f"{_WO} IS NULL")
-        elif self.work_order is not None:
+        elif work_order and self.work_order is not None:
             clauses.append(f"{_WO} = :work_order")
             params["work_order"] = self.work_order
         return " AND ".join(clauses), params
@@ -67,28 +70,56 @@ def item_name(code: str | None) -> str:
 
 
 def usage_summary(conn: Connection, f: UsageFilter, by: tuple[str, ...] = DIMENSIONS) -> list[dict[str, Any]]:
-    """Quantities per the chosen dimensions (and always per unit: units do not add up)."""
-    columns = {"period": "e.period", "item": "e.service_item_code", "work_order": _WO, "department": "e.department"}
-    keys = [columns[d] for d in DIMENSIONS if d in by] + ["e.unit"]
-    where, params = f.where()
-    rows = conn.execute(
-        text(f"""SELECT {", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))},
-                        sum(e.quantity)::bigint AS quantity, sum(e.records)::bigint AS records,
-                        count(*) AS events, count(DISTINCT (e.dag_id, e.run_id)) AS runs
-                   FROM {_FROM} WHERE {where}
-                  GROUP BY {", ".join(keys)} ORDER BY {", ".join(f"{k} NULLS FIRST" for k in keys)}"""),
+    """Quantities, records and events per the chosen dimensions (and always per unit: units
+    do not add up), on the effective work order.
+
+    Two passes, so the million-row ledger is grouped without a join: the ledger on its own
+    work order, then the (few) assigned events moved from the unassigned group to their
+    work order's."""
+    dims = [d for d in DIMENSIONS if d in by]
+    columns = {"period": "e.period", "item": "e.service_item_code", "work_order": "e.work_order_id",
+               "department": "e.department"}  # fmt: skip
+    keys = [columns[d] for d in dims] + ["e.unit"]
+    where, params = f.where(work_order=False)
+    own = {UNASSIGNED: " AND e.work_order_id IS NULL", None: ""}.get(f.work_order, " AND e.work_order_id = :wo")
+    sums = "sum(e.quantity)::bigint AS quantity, sum(e.records)::bigint AS records, count(*) AS events"
+    group = ", ".join(keys)
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for r in conn.execute(text(f"SELECT {group}, {sums} FROM govops.usage_event e WHERE {where}{own} GROUP BY {group}"),
+                          {**params, "wo": f.work_order}):  # fmt: skip
+        groups[tuple(r[: len(keys)])] = [int(r.quantity), r.records, int(r.events)]
+    moved = [*keys, "a.work_order_id AS assigned_to"]
+    for r in conn.execute(
+        text(f"""SELECT {", ".join(moved)}, {sums} FROM govops.usage_assignment a
+                   JOIN govops.usage_event e ON e.id = a.usage_event_id WHERE {where}
+                  GROUP BY {", ".join([*keys, "a.work_order_id"])}"""),
         params,
-    ).all()  # fmt: skip
-    names = [d for d in DIMENSIONS if d in by] + ["unit"]
+    ):  # fmt: skip
+        source, values = tuple(r[: len(keys)]), (int(r.quantity), r.records, int(r.events))
+        target = tuple(r.assigned_to if d == "work_order" else v for d, v in zip([*dims, "unit"], source,
+                                                                                   strict=True))  # fmt: skip
+        if f.work_order in (None, UNASSIGNED):  # it left the unassigned queue
+            _add(groups, source, values, -1)
+        if f.work_order in (None, r.assigned_to):  # and belongs to its work order
+            _add(groups, target, values, +1)
     out = []
-    for r in rows:
-        row: dict[str, Any] = dict(zip(names, r[: len(names)], strict=True))
-        row.update(quantity=int(r.quantity), records=None if r.records is None else int(r.records),
-                   events=int(r.events), runs=int(r.runs))  # fmt: skip
+    for key in sorted((k for k, v in groups.items() if v[2]), key=lambda k: tuple((v is not None, v) for v in k)):
+        row: dict[str, Any] = dict(zip([*dims, "unit"], key, strict=True))
+        quantity, records, events = groups[key]
+        row.update(quantity=quantity, records=None if records is None else int(records), events=events)
         if "item" in row:
             row["item_name"] = item_name(row["item"])
         out.append(row)
     return out
+
+
+def _add(groups: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], values: tuple[int, Any, int],
+         sign: int) -> None:  # fmt: skip
+    current = groups.setdefault(key, [0, None, 0])
+    current[0] += sign * values[0]
+    if values[1] is not None:
+        current[1] = (current[1] or 0) + sign * values[1]
+    current[2] += sign * values[2]
 
 
 def totals_per_unit(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -162,11 +193,15 @@ def statement_inputs(conn: Connection, period_id: str) -> dict[str, Any] | None:
     ).scalar()
 
 
-def tier_slices(inputs: dict[str, Any], wo: dict[str, Any]) -> list[dict[str, Any]]:
+def stored_catalog(inputs: dict[str, Any]) -> Catalog:
+    """The catalog a statement stored with its inputs (parsed once per page)."""
+    return parse_catalog(inputs["catalog"], "statement inputs")
+
+
+def tier_slices(catalog: Catalog, wo: dict[str, Any]) -> list[dict[str, Any]]:
     """How a work order's billing quantity falls into its catalog bands (R2), from the
     catalog the statement stored: one slice per band reached (graduated), or the one band
     the whole quantity is priced at (volume). The slices' amounts add up to ``tiered``."""
-    catalog = parse_catalog(inputs["catalog"], "statement inputs")
     meter = catalog.version(wo["catalog_version"]).items[wo["service_item_code"]].meters[wo["unit"]]
     quantity = Decimal(wo["billing_quantity"])
     slices = []
