@@ -34,6 +34,9 @@
 12. Sharing API: keyed lookups/s and p50 / p99 over HTTP with call records on, page 10,000
    against page 1, CSV export MB/s next to DuckDB's COPY TO, and the cost of call records,
    on N rows (default 10,000,000; bench/sharing.py, its own ledger govops_bench_sharing).
+13. Application services: a grouped monthly analysis over N events (default 10,000,000),
+   the project's DAG steps next to plain Spark SQL and DuckDB, and a dashboard page's size
+   and load time (bench/analytics.py, its own ledger govops_bench_analytics).
 
 Uses its own ledger database (govops_bench) and lake (GOVOPS_HOME/bench-lake).
 """
@@ -237,9 +240,10 @@ def main() -> None:
     parser.add_argument("--security-rows", type=int, default=5_000_000)
     parser.add_argument("--ops-runs", type=int, default=10_000)
     parser.add_argument("--sharing-rows", type=int, default=10_000_000)
+    parser.add_argument("--analytics-events", type=int, default=10_000_000)
     parser.add_argument(
         "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction", "quality",
-                           "security", "ops_reports", "ops_health", "sharing"), default=None,
+                           "security", "ops_reports", "ops_health", "sharing", "analytics"), default=None,
     )  # fmt: skip
     args = parser.parse_args()
     url = _fresh_ledger()
@@ -283,6 +287,11 @@ def main() -> None:
         from bench.sharing import bench_sharing, fresh_ledger
 
         bench_sharing(fresh_ledger(), args.sharing_rows, clients=8, seconds=15, export_rows=2_000_000)
+    if args.only in (None, "analytics"):
+        from bench.analytics import bench_analytics
+        from bench.analytics import fresh_ledger as analytics_ledger
+
+        bench_analytics(analytics_ledger(), args.analytics_events)
 
 
 if __name__ == "__main__":
