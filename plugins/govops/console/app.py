@@ -11,6 +11,7 @@ refused for want of it).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlparse
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
@@ -27,6 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
+from starlette.background import BackgroundTask
 
 from govops import settings
 from govops.console import URL_PREFIX, queries
@@ -289,6 +291,11 @@ def verify(request: Request, user: Reader, period_id: str) -> Response:
                                                   "mismatches": result.ledger_mismatches})  # fmt: skip
 
 
+def _removing(folder: Path) -> BackgroundTask:
+    """Remove a download's temporary folder once the file is sent."""
+    return BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
+
+
 MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}  # fmt: skip
 
@@ -300,7 +307,7 @@ def export(user: Reader, period_id: str, fmt: str) -> Response:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"format {fmt!r}: one of {', '.join(sorted(WRITERS))}")
     folder = Path(tempfile.mkdtemp(prefix="govops-export-"))
     path = WRITERS[fmt](store.statement_of(engine(), period_id), folder / f"statement_{period_id}.{fmt}")
-    return FileResponse(path, media_type=MEDIA[fmt], filename=path.name)
+    return FileResponse(path, media_type=MEDIA[fmt], filename=path.name, background=_removing(folder))
 
 
 @router.post("/statements/{period_id}/close")
@@ -330,8 +337,9 @@ def work_orders(request: Request, user: Reader) -> Response:
 @router.get("/work-orders/{work_order_id}/evidence.json")
 def evidence(user: Reader, work_order_id: str) -> Response:
     """The work order's evidence pack for the supervisor (监理): ledger rows, runs, manifests."""
-    path = evidence_pack(engine(), work_order_id, Path(tempfile.mkdtemp(prefix="govops-evidence-")))
-    return FileResponse(path, media_type="application/json", filename=path.name)
+    folder = Path(tempfile.mkdtemp(prefix="govops-evidence-"))
+    path = evidence_pack(engine(), work_order_id, folder)
+    return FileResponse(path, media_type="application/json", filename=path.name, background=_removing(folder))
 
 
 @router.post("/work-orders/{work_order_id}/state")
@@ -465,8 +473,10 @@ def _refused(request: Request, status_code: int, detail: str) -> Response:
     """A refusal as problem details (JSON), or the page again with the reason (a browser)."""
     accept = request.headers.get("accept", "")
     if request.method == "POST" and "text/html" in accept and "application/json" not in accept:
-        back = request.headers.get("referer") or f"{request.scope.get('root_path', '')}/"
-        back = back.split("?", 1)[0]
+        # Back to the page the form was on: only a page of this server.
+        referer = urlparse(request.headers.get("referer", ""))
+        same = referer.netloc == request.url.netloc and referer.path.startswith(request.scope.get("root_path", ""))
+        back = referer.path if same else f"{request.scope.get('root_path', '')}/"
         return RedirectResponse(f"{back}?{urlencode({'error': detail})}", status_code=status.HTTP_303_SEE_OTHER)
     return JSONResponse({"type": "about:blank", "title": "refused", "status": status_code, "detail": detail},
                         status_code=status_code, media_type="application/problem+json")  # fmt: skip
