@@ -79,10 +79,13 @@ with DAG(
         engine = _engine()
         try:
             with fail_fast():  # a bad spec, an unpublished dataset, a refused work order need a person
-                return publish.validate(engine, _lake(), params["set"], params.get("work_order_id"),
-                                        params.get("api_url") or publish.api_url())  # fmt: skip
+                validated = publish.validate(engine, _lake(), params["set"], params.get("work_order_id"),
+                                             params.get("api_url") or publish.api_url())  # fmt: skip
         finally:
             engine.dispose()
+        if validated["note"]:
+            print(validated["note"])
+        return validated
 
     @task
     def document(validated: dict, run_id: str | None = None) -> dict:

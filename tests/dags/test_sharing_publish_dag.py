@@ -79,12 +79,13 @@ def test_publish_registers_tests_and_meters_once(isolated_env: Path, ledger_url:
             FROM govops.api_key k WHERE caller_id = 'govops-interface-test'""")  # fmt: skip
         assert revoked and calls >= reg[7]
 
-        # Published again (a new run): the registry is updated, nothing more is metered.
-        second = run_dag("sharing_publish", conf={"set": "legal_persons"},
+        # Published again (a new run, another work order): the registry is updated, nothing
+        # more is metered, and the set stays on its first work order.
+        second = run_dag("sharing_publish", conf={"set": "legal_persons", "work_order_id": "WO-T-ANOTHER"},
                          logical_date=datetime(2026, 8, 10, tzinfo=UTC))  # fmt: skip
         assert second.state == "success", second.task_states
         assert rows(ledger_url, USAGE) == metered
         [again] = rows(ledger_url, REGISTRY)
-        assert again[5] == 2 and again[3] == opened_at and again[4] > reg[4] and again[9] == reg[9]
+        assert again[5] == 2 and again[3] == opened_at and again[4] > reg[4] and again[8:10] == reg[8:10]
     finally:
         server.stop()

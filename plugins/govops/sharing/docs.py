@@ -69,7 +69,7 @@ def parameters(spec: ApiSetSpec, resource: str, fmt: str) -> list[dict[str, Any]
             schema: dict[str, Any] = {"type": "boolean"} if op == "null" else {"type": "string" if op == "in" else kind}
             if fmt_ and op not in ("null", "in"):
                 schema["format"] = fmt_
-            if schema["type"] == "string" and op != "in":
+            if schema["type"] == "string" and op != "in" and "format" not in schema:
                 schema["maxLength"] = 1000
             out.append({"name": name if op == "eq" else f"{name}__{op}", "in": "query", "schema": schema,
                         "description": f"{spec.fields[name].description} ({op})".strip()})  # fmt: skip

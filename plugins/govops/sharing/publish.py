@@ -109,8 +109,13 @@ def validate(engine: Engine, lake_root: str, set_name: str, work_order_id: str |
         served_sha = str(found.get("spec_sha256"))[:12]
         raise PublishRefused(f"the API server at {url} serves another version of {loaded.path} (sha256 "
                              f"{served_sha}, the file {loaded.sha256[:12]}): restart it")  # fmt: skip
+    note = ""
+    if metered and work_order_id and work_order_id != before["work_order_id"]:
+        note = (f"set {spec.set} was metered against work order {before['work_order_id']}; publishing it again "
+                f"meters nothing, also not against {work_order_id}")  # fmt: skip
     return {"set": spec.set, "spec_sha256": loaded.sha256, "dataset_version": version.version_id,
-            "work_order_id": None if metered else work_order, "metered_before": metered, "api_url": url}  # fmt: skip
+            "work_order_id": None if metered else work_order, "metered_before": metered, "api_url": url,
+            "note": note}  # fmt: skip
 
 
 def _write(folder: str, files: dict[str, Callable[[Path], None]]) -> dict[str, str]:
