@@ -74,6 +74,14 @@ def _load(set_name: str) -> LoadedSet:
     return load_set(path)  # SPEC_INVALID names the file and the field
 
 
+def _validated_spec(validated: dict[str, Any]) -> ApiSetSpec:
+    """The spec that validate checked: refused if its file changed since."""
+    loaded = _load(validated["set"])
+    if loaded.sha256 != validated["spec_sha256"]:
+        raise PublishRefused(f"{loaded.path} changed during the publication: publish it again")
+    return loaded.spec
+
+
 def _registered(conn: Connection, set_name: str, lock: bool = False) -> Any:
     sql = "SELECT * FROM govops.api_set WHERE set_name = :s" + (" FOR UPDATE" if lock else "")
     return conn.execute(text(sql), {"s": set_name}).mappings().first()
@@ -136,20 +144,20 @@ def document(lake_root: str, validated: dict[str, Any], run_id: str) -> dict[str
 
     from govops.sharing import docs
 
-    spec = _load(validated["set"]).spec
+    spec = _validated_spec(validated)
     url = validated["api_url"]
-    document = docs.openapi_document([spec])
-    paths = docs.set_paths(document, spec.set)
+    doc = docs.openapi_document([spec])
+    paths = docs.set_paths(doc, spec.set)
     served = docs.set_paths(httpx.get(f"{url}/openapi.json", timeout=30).json(), spec.set)
     if served != paths:
         differ = sorted(p for p in set(paths) | set(served) if paths.get(p) != served.get(p))
         raise PublishRefused(f"set {spec.set}: the server's /openapi.json differs from the spec's at {differ}")
-    page = docs.render_page(document, [spec], base_url=url)
+    page = docs.render_page(doc, [spec], base_url=url)
     written = _write(report_folder(lake_root, spec.set, run_id), {
-        "openapi.json": lambda p: p.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8"),
+        "openapi.json": lambda p: p.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8"),
         "interface_doc.html": lambda p: p.write_text(page, encoding="utf-8"),
     })  # fmt: skip
-    return {"openapi_sha256": docs.document_sha256(paths), "interfaces": sorted(paths), "openapi": document,
+    return {"openapi_sha256": docs.document_sha256(paths), "interfaces": sorted(paths), "openapi": doc,
             "docs_uri": written["interface_doc.html"], "openapi_uri": written["openapi.json"]}  # fmt: skip
 
 
@@ -175,7 +183,7 @@ def test_interfaces(engine: Engine, lake_root: str, validated: dict[str, Any], d
     from govops.sharing import callers
     from govops.sharing import interface_tests as it
 
-    spec = _load(validated["set"]).spec
+    spec = _validated_spec(validated)
     key = _test_key(engine, spec)
     try:
         results = it.run(validated["api_url"], key, it.cases(documented["openapi"], spec))
@@ -207,7 +215,7 @@ def register(engine: Engine, lake_root: str, validated: dict[str, Any], document
 
     require_passed(tested)
     now = now or datetime.now(UTC)
-    spec = _load(validated["set"]).spec
+    spec = _validated_spec(validated)
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{DAG_ID}|{spec.set}"})
         before = _registered(conn, spec.set, lock=True)
