@@ -39,6 +39,11 @@ os.environ.pop("AIRFLOW_CONN_GOVOPS_MASTER_KEY", None)
 os.environ["AIRFLOW__SECRETS__BACKEND"] = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
 os.environ["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({"connections_file_path": str(MASTER_KEYS_FILE)})
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # before anything imports Airflow
+    from tests.workers import isolate
+
+    isolate(os.environ["PYTEST_XDIST_WORKER"])
+
 
 def _server_url() -> str:
     try:
