@@ -9,14 +9,15 @@
    pipelines' wall time (goal: at most 1%).
 4. Settlement: settle a period over 1,000,000 ledger rows and 1,000 work orders, next to a
    plain SQL sum over the same rows (goal: under 30 s).
-5. Spatial verification: N points (default 2,000,000) with 1 and 2 cores, next to
+5. Spatial verification: N points (default 20,000,000) with 1 and 2 cores, next to
    geopandas.sjoin (bench/spatial.py).
 6. Stream extraction: records/s of the JSON-lines stream job over N events (default
    500,000), and the latency from a file landing to its micro-batch committed in the lake
    in continuous mode (bench/stream.py).
 7. Batch extraction: the extract job over JDBC on an N-row source table (default
    5,000,000) with 1 and 2 cores, next to PostgreSQL's COPY (SELECT ...) TO STDOUT of the
-   same table (bench/extraction.py).
+   same table, a plain spark.read.jdbc(...).write.parquet(...) and Spark's own Parquet copy
+   (bench/extraction.py).
 8. Quality checks: a 12-rule ingestion suite over N persons-like rows from Parquet (default
    5,000,000) with 1 and 2 cores: the check engine counts-only and with the full anomaly
    list, plain GX 1.x with its default result format and a hand-written Spark pass, with
@@ -232,7 +233,7 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--settlement-rows", type=int, default=1_000_000)
-    parser.add_argument("--points", type=int, default=2_000_000)
+    parser.add_argument("--points", type=int, default=20_000_000)
     parser.add_argument("--stream-events", type=int, default=500_000)
     parser.add_argument("--source-rows", type=int, default=5_000_000)
     parser.add_argument("--jdbc-partitions", type=int, default=4)

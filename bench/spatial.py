@@ -1,4 +1,4 @@
-"""Spatial verification at scale: N points (default 2,000,000) spread over the real
+"""Spatial verification at scale: N points (default 20,000,000) spread over the real
 polygons of Shanghai's 16 districts (the deployment's area: administrative code 310000),
 in one run:
 
@@ -9,6 +9,11 @@ in one run:
   core, the part of each Spark task between reading and writing its files;
 - geopandas.sjoin (one process) assigning the same points to the same polygons;
 - whether the job's assignments are identical to sjoin's.
+
+The goals (issue 16): the whole job on one core at least as fast per point as
+geopandas.sjoin alone on the same points, and the per-point part (the job's time beyond a
+2,000-point run of it, its fixed cost, printed separately) at least 1.7x faster on 2 cores
+than on 1.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ ROADS = (
 AREA_CODE = "310000"  # the whole city
 WRONG_DISTRICT_SHARE = 0.02
 SMALL = 2_000  # points of the run that measures the fixed cost
-RUNS = 3
+RUNS = 3  # runs per figure, the median kept; one above LARGE points (a run takes minutes)
+LARGE = 5_000_000
 
 
 def make_points(n: int, seed: int = 0):  # -> pandas.DataFrame
@@ -116,7 +122,8 @@ def bench_spatial(n: int) -> dict:
     figures: dict = {"points": n}
     for cores in (1, 2):
         # Each run is a fresh spark-submit; the median of RUNS, as one run varies by ±10% here.
-        runs = sorted((run_job(lake, cores, f"c{cores}") for _ in range(RUNS)), key=lambda r: r["timings"]["total_s"])
+        repeat = RUNS if n <= LARGE else 1
+        runs = sorted((run_job(lake, cores, f"c{cores}") for _ in range(repeat)), key=lambda r: r["timings"]["total_s"])
         m = runs[len(runs) // 2]
         job_s = m["timings"]["total_s"]
         fixed_s = statistics.median(run_job(small_lake, cores, f"c{cores}")["timings"]["total_s"] for _ in range(RUNS))
@@ -130,7 +137,10 @@ def bench_spatial(n: int) -> dict:
               f"{(n - SMALL) / (job_s - fixed_s) / cores:,.0f} points/s per core")  # fmt: skip
     figures["scaling"] = figures["job_1core_s"] / figures["job_2core_s"]
     marginal = (figures["job_1core_s"] - figures["fixed_1core_s"]) / (figures["job_2core_s"] - figures["fixed_2core_s"])
-    print(f"scaling 1 -> 2 cores: {figures['scaling']:.2f}x; of the time beyond the small run's: {marginal:.2f}x")
+    figures["per_point_scaling"] = marginal
+    print(f"scaling 1 -> 2 cores: {figures['scaling']:.2f}x of the whole job; of the per-point part (the time beyond "
+          f"the {SMALL:,}-point run's fixed cost {figures['fixed_1core_s']:.1f}s / {figures['fixed_2core_s']:.1f}s): "
+          f"{marginal:.2f}x (goal: at least 1.7x)")  # fmt: skip
 
     area = boundaries.load(area_code=AREA_CODE)
     rules = checks.Rules(area_bounds=area.bounds)
@@ -165,6 +175,8 @@ def bench_spatial(n: int) -> dict:
     print(f"assignments identical to geopandas.sjoin: job {int(same.sum()):,} of {n:,}, "
           f"assign() {int((ours == theirs).sum()):,} of {n:,}")
     per_core_job = n / figures["job_1core_s"]
-    print(f"job vs sjoin per core: {per_core_job / (n / sjoin_s):.2f}x")
+    print(f"the whole job per core (local[1], every check, the writes and reconciliation) vs geopandas.sjoin alone: "
+          f"{per_core_job:,.0f} vs {n / sjoin_s:,.0f} points/s = {per_core_job / (n / sjoin_s):.2f}x "
+          f"(goal: at least 1.0x)")  # fmt: skip
     figures.update(batch_pps=n / batch_s, assign_pps=n / assign_s, sjoin_pps=n / sjoin_s, identical=int(same.sum()))
     return figures
