@@ -11,6 +11,7 @@ any month; the files of a month are replaced, never appended to.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
@@ -29,16 +30,18 @@ with DAG(
 ):
 
     @task
-    def summarize(params: dict | None = None, data_interval_start: datetime | None = None) -> dict:
-        """The month that just ended (the data interval's), or the month asked for."""
+    def summarize(params: dict | None = None, dag_run: Any = None) -> dict:
+        """The month before the run's (Airflow 3's cron timetable gives a run no data
+        interval of its own: it starts at the run), or the month asked for."""
         from datetime import date
 
         from sqlalchemy import create_engine
 
         from govops import settings
+        from govops.ops.reports import month_before
         from govops.pipelines.report import publish_month
 
-        month = date.fromisoformat(params["month"] + "-01") if params.get("month") else data_interval_start.date()
+        month = date.fromisoformat(params["month"] + "-01") if params.get("month") else month_before(dag_run.run_after)
         engine = create_engine(settings.connection_url(settings.LEDGER_CONN_ID))
         try:
             return publish_month(engine, month, settings.lake_root())

@@ -230,9 +230,12 @@ def test_monthly_summary_and_exports(isolated_env: Path, ledger_url: str, tmp_pa
     for day in (8, 9):
         result = run_dag("pipeline_landing_persons_export", logical_date=datetime(2026, 7, day, tzinfo=UTC))
         assert result.state == "success", result.task_states
-    month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
-    summary = run_dag("extraction_monthly_summary", conf={"month": month},
-                      logical_date=datetime(2026, 7, 10, tzinfo=UTC))  # fmt: skip
+    today = datetime.now(ZoneInfo("Asia/Shanghai"))
+    month = today.strftime("%Y-%m")
+    # A run at its schedule (02:00 on the 1st) without the month param sums up the month before it.
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    at = datetime(next_month.year, next_month.month, 1, 2, tzinfo=UTC)
+    summary = run_dag("extraction_monthly_summary", logical_date=at)
     assert summary.state == "success", summary.task_states
     folder = isolated_env / "reports/extraction" / month
     assert sorted(p.name for p in folder.iterdir()) == ["catalog.xlsx", "inventory.xlsx", "runs.xlsx", "summary.html"]
