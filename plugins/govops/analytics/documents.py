@@ -84,7 +84,7 @@ def design_document(spec: AnalyticsSpec) -> str:
               table_html(["输出", "名称", "字段", "湖中位置"],
                          [[n, o.title, "、".join(o.columns.values()), f"analytics/{spec.name}/{n}/version=<运行>"]
                           for n, o in spec.outputs.items()])]  # fmt: skip
-    return page(f"{spec.title} 模型设计文档", "".join(parts))
+    return page(f"{spec.title} 模型设计文档", "".join(parts), " pre{white-space:pre-wrap}")
 
 
 def _charts(model: Model, results: Mapping[str, list[dict[str, Any]]]) -> str:
