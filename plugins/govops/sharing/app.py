@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,6 +47,9 @@ class ServerConfig:
     key_cache_seconds: float = 2.0
     signature_window: int = 300
     threads: int = 2
+    # A published version of at most this many rows is also loaded into DuckDB's memory (in
+    # the background) and queried there: a keyed lookup then reads no Parquet. 0: never.
+    memory_rows: int = 10_000_000
     record_calls: bool = True  # False only in bench/sharing.py (the cost of records); serve has no switch
     sets: dict[str, LoadedSet] = field(default_factory=dict)
     spec_errors: list[str] = field(default_factory=list)
@@ -64,6 +68,7 @@ def default_config() -> ServerConfig:
     return ServerConfig(
         lake_root=settings.lake_root(), apis_dir=apis_dir(), engine=engine, cursor_key=cursor_key,
         key_cache_seconds=float(os.environ.get("GOVOPS_API_KEY_CACHE_SECONDS", "2")),
+        memory_rows=int(os.environ.get("GOVOPS_API_MEMORY_ROWS", "10000000")),
     )  # fmt: skip
 
 
@@ -86,6 +91,10 @@ class Server:
         self.limiter = Limiter(config.engine)
         self.recorder = Recorder(config.engine, enabled=config.record_calls)
         self._fs: Any = None
+        self._tables: dict[str, str] = {}  # version id -> its in-memory table
+        self._loading: set[str] = set()
+        self._generations: dict[str, list[str]] = {}  # dataset -> version ids loaded, oldest first
+        self._lock = threading.Lock()
 
     # --- one call ---
 
@@ -202,6 +211,47 @@ class Server:
     # --- DuckDB ---
 
     def _source(self, cur: Any, version: Version) -> tuple[str, list[Any]]:
+        """The FROM of a query over exactly this version: its in-memory copy once loaded,
+        else its files (and the copy starts loading)."""
+        table = self._tables.get(version.version_id)
+        if table is not None:
+            return table, []
+        if self.config.memory_rows > 0 and version.version_id not in self._loading:
+            with self._lock:
+                start = version.version_id not in self._loading
+                self._loading.add(version.version_id)
+            if start:
+                threading.Thread(target=self._load, args=(version,), name="load-version", daemon=True).start()
+        return self._files(cur, version)
+
+    def _load(self, version: Version) -> None:
+        """Copy a version into a DuckDB table (if it is small enough); keep two per dataset,
+        so a query that picked the one before still finds it."""
+        import duckdb
+
+        table = f'"v_{version.version_id}"'
+        try:
+            cur = self.duck.cursor()
+            source, head = self._files(cur, version)
+            rows = cur.execute(f"SELECT count(*) FROM {source}", head).fetchone()[0]
+            if rows > self.config.memory_rows:
+                return  # stays in _loading: not tried again
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {source}", head)
+        except duckdb.Error:  # e.g. the version was replaced while loading: its queries read its files
+            log.warning("version %s of %s not loaded into memory", version.version_id, version.dataset)
+            return  # stays in _loading: not tried again
+        with self._lock:
+            self._tables[version.version_id] = table
+            loaded = self._generations.setdefault(version.dataset, [])
+            loaded.append(version.version_id)
+            dropped = loaded[:-2]
+            del loaded[:-2]
+            for old in dropped:
+                self._tables.pop(old, None)
+        for old in dropped:
+            cur.execute(f'DROP TABLE IF EXISTS "v_{old}"')
+
+    def _files(self, cur: Any, version: Version) -> tuple[str, list[Any]]:
         """The FROM of a query over exactly this version's files."""
         if version.local:
             return "read_parquet(?)", [list(version.files)]
@@ -229,7 +279,7 @@ class Server:
             sql, params = build(source)
             try:
                 return self._run(cur, sql, head + params, arrow), version
-            except duckdb.IOException:
+            except (duckdb.IOException, duckdb.CatalogException):
                 newer = self._version(spec)
                 if attempt or newer.version_id == version.version_id:
                     raise ApiError(
@@ -277,7 +327,7 @@ class Server:
         sql, params = build(source)
         try:
             return self._run(cur, sql, head + params, arrow), version
-        except duckdb.IOException:
+        except (duckdb.IOException, duckdb.CatalogException):
             raise ApiError(409, "CURSOR_STALE", "parameter 'cursor': the dataset was republished during this query; "
                                                 "start again without a cursor", "cursor") from None  # fmt: skip
 
