@@ -1,30 +1,50 @@
-"""Open an HTML report in a real headless Chromium: its DOM after scripts ran, a screenshot,
-and what the browser made of its images.
+"""Pages in a real headless Chromium, driven with Playwright for Python: an HTML report's
+DOM after its scripts ran, a screenshot and what the browser made of its images
+(``render``), or any steps on a page (``in_browser``).
 
-Chromium is ``GOVOPS_CHROMIUM`` or ``chromium`` on PATH; ``./dev test`` installs Debian's
-package when there is none (govops.runtime.bootstrap.ensure_chromium). Each call starts a
-browser of its own with a throw-away profile, and opens nothing but the given page.
+Chromium is ``GOVOPS_CHROMIUM`` or ``chromium`` on PATH (Playwright downloads no browser);
+``./dev test`` installs Debian's package when there is none
+(govops.runtime.bootstrap.ensure_chromium). One browser serves a whole test process; each
+call gets a fresh context (no cookies, cache or storage from another call). Every request
+for anything but this machine (127.0.0.1, localhost, file://) is refused and recorded.
 """
 
 from __future__ import annotations
 
+import atexit
 import html.parser
 import os
+import queue
+import re
 import shutil
-import subprocess
 import tempfile
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
-from urllib.request import url2pathname
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page, Route, WebSocketRoute
+
+T = TypeVar("T")
 WINDOW = (1280, 2000)
 TIMEOUT_S = 60
-# Appended to a copy of a local page: after load, every <img> records the size it decoded
-# to and every top-level <svg> the width it laid out at, as attributes the DOM dump keeps.
-PROBE = """<script>window.addEventListener("load", () => {
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+    # Behind the routes below: whatever Chromium itself would fetch from outside goes to a
+    # closed local port (loopback is never proxied).
+    "--proxy-server=http://127.0.0.1:9",
+]  # fmt: skip
+# Any URL but this machine's (file:, data:, blob:, 127.0.0.1, localhost, [::1]). A pattern, not
+# a Python function, so Playwright matches it itself and local requests never wait on Python.
+REMOTE = re.compile(r"^(?!(?:file|data|blob):|[a-z]+://(?:127\.0\.0\.1|localhost|\[::1\])(?:[:/?#]|$))", re.I)
+# After load, every <img> records the size it decoded to and every top-level <svg> the width
+# it laid out at, as attributes the DOM dump keeps.
+PROBE = """() => {
   for (const img of document.images) {
     img.setAttribute("data-natural-width", img.naturalWidth);
     img.setAttribute("data-natural-height", img.naturalHeight);
@@ -32,14 +52,9 @@ PROBE = """<script>window.addEventListener("load", () => {
   for (const svg of document.querySelectorAll("svg:not(svg svg)")) {
     svg.setAttribute("data-rendered-width", Math.round(svg.getBoundingClientRect().width));
   }
-});</script>
-"""
-FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-    f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=1", "--virtual-time-budget=5000",
-    "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync",
-    "--disable-background-networking", "--disable-component-update", "--mute-audio", "--lang=zh-CN",
-]  # fmt: skip
+}"""
+# Web fonts loaded and the layout of the next frame done.
+SETTLED = "() => document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(() => r(null))))"
 
 
 def chromium() -> str:
@@ -54,11 +69,107 @@ def chromium() -> str:
     return found
 
 
+@dataclass
+class Traffic:
+    """What the pages of one ``in_browser`` call asked for."""
+
+    requests: list[str] = field(default_factory=list)  # every URL, file:// and WebSockets included
+    blocked: list[str] = field(default_factory=list)  # refused: they would have left the machine
+    failed: dict[str, str] = field(default_factory=dict)  # URL -> Chromium's error
+    errors: list[str] = field(default_factory=list)  # uncaught script exceptions
+
+
+def _guard(context: BrowserContext, traffic: Traffic) -> None:
+    def refuse(r: Route) -> None:
+        traffic.blocked.append(r.request.url)
+        r.abort("blockedbyclient")
+
+    def refuse_socket(ws: WebSocketRoute) -> None:
+        traffic.blocked.append(ws.url)
+        ws.close()
+
+    context.route(REMOTE, refuse)
+    context.route_web_socket(REMOTE, refuse_socket)
+    context.on("request", lambda r: traffic.requests.append(r.url))
+    context.on("requestfailed", lambda r: traffic.failed.__setitem__(r.url, r.failure or "failed"))
+
+
+class _Chromium:
+    """The process's one Chromium, used from a thread of its own: Playwright's sync API marks
+    its event loop as running in the thread that calls it, which would make ``asyncio.run``
+    fail in every later test of the process (Airflow's task supervisor, the health tests)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[Browser], Any], Future[Any]] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, job: Callable[[Browser], T]) -> T:
+        executable = chromium()  # in the test's thread: a missing browser fails the test
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, args=(executable,), name="chromium", daemon=True)
+                self._thread.start()
+                atexit.register(self._stop)
+        done: Future[T] = Future()
+        self._jobs.put((job, done))
+        return done.result()
+
+    def _serve(self, executable: str) -> None:
+        from playwright.sync_api import sync_playwright
+
+        playwright, browser = None, None
+        while (item := self._jobs.get()) is not None:
+            job, done = item
+            try:
+                if playwright is None:
+                    playwright = sync_playwright().start()
+                if browser is None or not browser.is_connected():
+                    browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
+                done.set_result(job(browser))
+            except BaseException as error:  # handed to the test's thread
+                done.set_exception(error)
+        if browser is not None:
+            browser.close()
+        if playwright is not None:
+            playwright.stop()
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout=30)
+
+
+_CHROMIUM = _Chromium()
+
+
+def in_browser(steps: Callable[[Page, Traffic], T]) -> T:
+    """``steps(page, traffic)`` on a new page of a fresh context, WINDOW-sized, in Chinese;
+    returns what ``steps`` returns. ``steps`` runs in the browser's thread (assertions in it
+    fail the test as usual); ``traffic`` fills in as the page loads."""
+
+    def job(browser: Browser) -> T:
+        context = browser.new_context(viewport={"width": WINDOW[0], "height": WINDOW[1]}, device_scale_factor=1,
+                                      locale="zh-CN")  # fmt: skip
+        try:
+            context.set_default_timeout(TIMEOUT_S * 1000)
+            traffic = Traffic()
+            _guard(context, traffic)
+            page = context.new_page()
+            page.on("pageerror", lambda e: traffic.errors.append(str(e)))
+            page.on("websocket", lambda ws: traffic.requests.append(ws.url))
+            return steps(page, traffic)
+        finally:
+            context.close()
+
+    return _CHROMIUM.run(job)
+
+
 @dataclass(frozen=True)
 class Image:
     alt: str
     src: str
-    natural_width: int | None  # None: not measured (a page given by URL)
+    natural_width: int | None  # the decoded size (0: it did not load; None: not measured)
     natural_height: int | None
 
 
@@ -75,7 +186,7 @@ class _Page(html.parser.HTMLParser):
         if tag == "img":
             width, height = (a.get(f"data-natural-{k}", "") for k in ("width", "height"))
             self.images.append(Image(a.get("alt", ""), a.get("src", ""), int(width) if width.isdigit() else None,
-                                     int(height) if height.isdigit() else None))
+                                     int(height) if height.isdigit() else None))  # fmt: skip
         elif tag == "svg" and "data-rendered-width" in a:
             self.svg_widths.append(int(a["data-rendered-width"]))
         if tag in ("script", "style", "title", "svg"):
@@ -92,57 +203,35 @@ class _Page(html.parser.HTMLParser):
 
 @dataclass(frozen=True)
 class Rendered:
-    dom: str  # the serialized DOM after load and scripts (--dump-dom)
+    dom: str  # the serialized DOM after load and scripts
     screenshot: Path  # PNG of the first WINDOW of the page
     text: str  # the body's text, whitespace collapsed, without scripts, styles and SVG labels
     images: list[Image]
     svg_widths: list[int]  # laid-out width of each top-level <svg>, in CSS pixels
+    traffic: Traffic  # nothing in it is blocked: render fails a page that reaches outside
 
 
 def render(page: str | Path, *, screenshot: Path | None = None) -> Rendered:
     """Open ``page`` (a file path, file:// or http(s):// URL) in headless Chromium; return the
-    DOM, the text and a screenshot (``screenshot``, or a PNG in a temporary folder). A local
-    page is opened as a copy with PROBE appended, so its images' decoded sizes are known."""
-    work = Path(tempfile.mkdtemp(prefix="govops-browser-"))
-    target = screenshot or work / "screenshot.png"
+    DOM, the text and a screenshot (``screenshot``, or a PNG in a temporary folder). Fails
+    when the page asks for anything outside this machine."""
+    target = screenshot or Path(tempfile.mkdtemp(prefix="govops-browser-")) / "screenshot.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
-    url = str(page)
-    local = Path(url2pathname(urlparse(url).path)) if url.startswith("file://") else None if "://" in url else Path(url)
-    if local is not None:
-        copy = local.with_name(f".{local.stem}.probed.html") if os.access(local.parent, os.W_OK) else work / "page.html"
-        copy.write_bytes(local.read_bytes() + PROBE.encode())
-        url = copy.resolve().as_uri()
-    try:
-        # One browser does both (scripts run within the virtual-time budget); builds that
-        # honour only one of the two actions get a second run for the other.
-        dom = _run(work, "--dump-dom", f"--screenshot={target}", url)
-        if not target.is_file():
-            _run(work, f"--screenshot={target}", url)
-        if "<html" not in dom:
-            dom = _run(work, "--dump-dom", url)
-    finally:
-        if local is not None:
-            copy.unlink(missing_ok=True)
-        if screenshot is not None:
-            shutil.rmtree(work, ignore_errors=True)
-    if not target.is_file():
-        raise AssertionError(f"Chromium wrote no screenshot of {page}")
+    url = str(page) if "://" in str(page) else Path(page).resolve().as_uri()
+
+    def steps(p: Page, traffic: Traffic) -> tuple[str, Traffic]:
+        p.goto(url)
+        p.evaluate(SETTLED)
+        p.evaluate(PROBE)
+        p.screenshot(path=target)
+        return p.content(), traffic
+
+    dom, traffic = in_browser(steps)
+    assert traffic.blocked == [], f"{page} asked for {traffic.blocked}: pages must load nothing from outside"
     parsed = _Page()
     parsed.feed(dom)
-    return Rendered(dom, target, " ".join(parsed.text), parsed.images, parsed.svg_widths)
-
-
-def _run(work: Path, *args: str) -> str:
-    profile = Path(tempfile.mkdtemp(prefix="profile-", dir=work))  # a fresh profile per browser
-    command = [chromium(), *FLAGS, f"--user-data-dir={profile}", *args]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-    if result.returncode != 0:
-        raise AssertionError(f"Chromium exited {result.returncode} on {args[-1]}:\n{result.stderr[-3000:]}")
-    return result.stdout
+    return Rendered(dom, target, " ".join(parsed.text), parsed.images, parsed.svg_widths, traffic)
 
 
 def assert_screenshot_not_blank(

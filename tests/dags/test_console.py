@@ -7,32 +7,27 @@ show the same figures and load nothing from outside the machine."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import csv
-import fcntl
 import io
 import json
 import os
 import re
-import select
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote_plus, urlparse
 
 import httpx
 import pytest
+from playwright.sync_api import Page, expect
 from sqlalchemy import Engine, text
 
 from govops.ledger.usage import TaskRef, UsageEvent, record_usage
@@ -44,7 +39,7 @@ from govops.settlement.workorders import (
     set_service_order_state,
     set_work_order_state,
 )
-from tests.browser import FLAGS, WINDOW, assert_screenshot_not_blank, chromium
+from tests.browser import Traffic, assert_screenshot_not_blank, in_browser
 from tests.conftest import own_ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -366,147 +361,62 @@ def test_assign_accept_settle_verify_export_close_and_event_orders(server: Serve
     assert tuple(state) == ("evaluated", "op", "op", "admin")
 
 
-class DevTools:
-    """One headless Chromium driven over --remote-debugging-pipe (commands on fd 3, replies
-    and events on fd 4, JSON messages ended by NUL); it records every request it makes."""
-
-    def __init__(self) -> None:
-        self._work = Path(tempfile.mkdtemp(prefix="govops-console-browser-"))
-        to_chrome, self._out = os.pipe()
-        self._in, from_chrome = os.pipe()
-        to_chrome, from_chrome = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_chrome, from_chrome))
-
-        def remap() -> None:
-            os.dup2(to_chrome, 3)
-            os.dup2(from_chrome, 4)
-
-        flags = [f for f in FLAGS if not f.startswith("--virtual-time-budget")]
-        self.process = subprocess.Popen([chromium(), *flags, f"--user-data-dir={self._work / 'p'}",
-                                         "--remote-debugging-pipe"], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=remap,
-                                        pass_fds=(3, 4))  # fmt: skip
-        os.close(to_chrome)
-        os.close(from_chrome)
-        self._buffer, self._next, self.events = b"", 0, []  # type: ignore[var-annotated]
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Network", "Page", "Runtime"):
-            self.call(f"{domain}.enable", session=self.session)
-        self.call("Emulation.setDeviceMetricsOverride", session=self.session, width=WINDOW[0], height=WINDOW[1],
-                  deviceScaleFactor=1, mobile=False)  # fmt: skip
-
-    def _read(self, deadline: float) -> dict[str, Any]:
-        while b"\0" not in self._buffer:
-            ready, _, _ = select.select([self._in], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(self._in, 1 << 20) if ready else b""
-            if not chunk:
-                raise AssertionError(f"Chromium did not answer (exit {self.process.poll()})")
-            self._buffer += chunk
-        message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
-
-    def call(self, method: str, session: str | None = None, timeout: float = 30, **params: Any) -> dict[str, Any]:
-        self._next += 1
-        message = {"id": self._next, "method": method, "params": params} | ({"sessionId": session} if session else {})
-        os.write(self._out, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._read(deadline)
-            if reply.get("id") == self._next:
-                if "error" in reply:
-                    raise AssertionError(f"{method}: {reply['error']}")
-                return reply["result"]
-            self.events.append(reply)
-
-    def js(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", session=self.session, expression=expression, awaitPromise=True,
-                           returnByValue=True)["result"]  # fmt: skip
-        return result.get("value")
-
-    def open(self, url: str) -> None:
-        self.call("Page.navigate", session=self.session, url=url)
-
-    def frame_text(self, selector: str, must_contain: str, timeout: float = 30) -> str:
-        """The text of ``selector`` inside the UI's plugin iframe, once it contains ``must_contain``."""
-        expression = f"""(() => {{ const f = document.querySelector('iframe');
-            const d = f && f.contentDocument; const e = d && d.querySelector({json.dumps(selector)});
-            return e ? e.innerText : null; }})()"""
-        deadline, found = time.monotonic() + timeout, None
-        while time.monotonic() < deadline:
-            found = self.js(expression)
-            if found and must_contain in found:
-                return found
-            time.sleep(0.3)
-        where = self.js("location.href")
-        raise AssertionError(f"{selector}: {must_contain!r} never appeared (last: {found!r}) at {where}")
-
-    def screenshot(self, path: Path) -> Path:
-        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", session=self.session)["data"]))
-        return path
-
-    def requested(self) -> list[str]:
-        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
-
-    def close(self) -> None:
-        with contextlib.suppress(AssertionError):  # it closes the pipe as it exits
-            self.call("Browser.close", timeout=10)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        os.close(self._in)
-        os.close(self._out)
-        shutil.rmtree(self._work, ignore_errors=True)
-
-
 @pytest.mark.browser
 def test_the_pages_inside_the_airflow_ui_in_chromium(server: Server, tmp_path: Path) -> None:
     """An anonymous visit lands on the login page; with the UI's cookie the usage and
     statement pages open inside the Airflow UI with the ledger's figures, a statement is
     verified with a click, and no request leaves the machine."""
-    browser = DevTools()
     host = urlparse(server.base).hostname
-    try:
-        browser.open(f"{server.base}/govops/usage")
-        deadline = time.monotonic() + 30
-        while "/auth/login" not in (browser.js("location.href") or "") and time.monotonic() < deadline:
-            time.sleep(0.3)
-        assert "/auth/login" in browser.js("location.href")
 
-        browser.call("Network.setCookie", session=browser.session, name="_token", value=server.tokens["viewer"],
-                     url=f"{server.base}/", path="/")  # fmt: skip
+    def steps(page: Page, traffic: Traffic) -> Traffic:
+        frame = page.frame_locator("iframe")  # the plugin's page inside the Airflow UI
+
+        def frame_text(selector: str, must_contain: str) -> str:
+            """The text of ``selector`` inside the iframe, once it contains ``must_contain``."""
+            found = frame.locator(selector).first
+            expect(found).to_contain_text(must_contain, timeout=30_000)
+            return found.inner_text()
+
+        def log_in(user: str) -> None:
+            page.context.add_cookies([{"name": "_token", "value": server.tokens[user], "url": f"{server.base}/"}])
+
+        page.goto(f"{server.base}/govops/usage")
+        page.wait_for_url(re.compile("/auth/login"))
+
+        log_in("viewer")
         totals = _ledger_usage(server.ledger)
         by = "by=period&by=item&by=work_order&by=department"
-        browser.open(f"{server.base}/plugin/govops-usage/govops/usage?{by}")
-        table = browser.frame_text("#usage", "合计")
+        page.goto(f"{server.base}/plugin/govops-usage/govops/usage?{by}")
+        table = frame_text("#usage", "合计")
         cells = [line.split("\t") for line in table.splitlines()]
         for (item, unit, work_order), quantity in totals.items():  # columns: period, item, work order, dept, unit, qty
             [row] = [c for c in cells if c[1].startswith(item) and c[2] == (work_order or "未分配") and c[4] == unit]
             assert row[5] == f"{quantity:,}", (row, quantity)
-        assert_screenshot_not_blank(browser.screenshot(tmp_path / "usage.png"))
+        page.screenshot(path=tmp_path / "usage.png")
+        assert_screenshot_not_blank(tmp_path / "usage.png")
 
         stored = store.get_statement(server.ledger, PERIOD)
         assert stored is not None
-        browser.open(f"{server.base}/plugin/govops-statements/govops/statements/{PERIOD}")
-        totals_text = browser.frame_text("#totals", "本期应付")
+        page.goto(f"{server.base}/plugin/govops-statements/govops/statements/{PERIOD}")
+        totals_text = frame_text("#totals", "本期应付")
         assert f"{D(stored['totals']['payable']):,.2f}" in totals_text
         assert f"{D(stored['totals']['gross']):,.2f}" in totals_text
-        browser.screenshot(tmp_path / "statement.png")
-        browser.js("document.querySelector('iframe').contentDocument.querySelector('#verify').click()")
-        assert "通过" in browser.frame_text("#verify-result", "通过")
+        page.screenshot(path=tmp_path / "statement.png")
+        frame.locator("#verify").click()
+        assert "通过" in frame_text("#verify-result", "通过")
         # The outer URL follows the iframe: the verification can be linked to.
-        assert f"/plugin/govops-statements/govops/statements/{PERIOD}/verify" in browser.js("location.href")
+        expect(page).to_have_url(re.compile(f"/plugin/govops-statements/govops/statements/{PERIOD}/verify"))
 
-        # An op assigns the item-06 row from the unassigned queue with a click.
-        browser.call("Network.setCookie", session=browser.session, name="_token", value=server.tokens["op"],
-                     url=f"{server.base}/", path="/")  # fmt: skip
-        browser.open(f"{server.base}/plugin/govops-unassigned")
-        assert "7,000" in browser.frame_text("#unassigned", "WO-C-06")
-        browser.js(f"[...{FRAME}.querySelectorAll('form.assign')].find(f => f.work_order_id.value === 'WO-C-06')"
-                   ".querySelector('button').click()")  # fmt: skip
-        assert "1 usage event(s) assigned to WO-C-06" in browser.frame_text(".flash", "WO-C-06")
-        assert "7,000" not in browser.frame_text("#unassigned", "分配到工单")
-        browser.screenshot(tmp_path / "assigned.png")
+        # An op assigns the item-06 row from the unassigned queue: picks the work order, clicks.
+        log_in("op")
+        page.goto(f"{server.base}/plugin/govops-unassigned")
+        assert "7,000" in frame_text("#unassigned", "WO-C-06")
+        form = frame.locator("form.assign", has=frame.locator("option", has_text="WO-C-06"))  # one row: strict
+        form.locator("select[name=work_order_id]").select_option("WO-C-06")
+        form.locator("button").click()
+        assert "1 usage event(s) assigned to WO-C-06" in frame_text(".flash", "WO-C-06")
+        assert "7,000" not in frame_text("#unassigned", "分配到工单")
+        page.screenshot(path=tmp_path / "assigned.png")
 
         # An op is offered no close; an admin closes the next period, typing its id to confirm.
         with contextlib.suppress(store.PeriodClosed):  # closed already when the flows above ran
@@ -515,22 +425,21 @@ def test_the_pages_inside_the_airflow_ui_in_chromium(server: Server, tmp_path: P
             store.add_period(conn, NEXT, "monthly", date(2026, 12, 1), date(2026, 12, 31))
             store.record_assessment(conn, NEXT, D("95"), D("90"))
         store.settle(server.ledger, NEXT)
-        browser.open(f"{server.base}/plugin/govops-statements/govops/statements/{NEXT}")
-        assert "草稿" in browser.frame_text("h1", NEXT)
-        assert browser.js(f"{FRAME}.querySelector('#close') === null") is True
-        browser.call("Network.setCookie", session=browser.session, name="_token", value=server.tokens["admin"],
-                     url=f"{server.base}/", path="/")  # fmt: skip
-        browser.js(f"{FRAME}.location.reload()")
-        time.sleep(1)
-        browser.frame_text("#close", "关闭周期")
-        browser.js(f"{FRAME}.querySelector('#close-form input[name=confirm]').value = {json.dumps(NEXT)}")
-        browser.js(f"{FRAME}.querySelector('#close').click()")
-        assert "已关闭" in browser.frame_text("h1", "已关闭")
-        assert f"{NEXT} closed (audit entry" in browser.frame_text(".flash", "closed")
-        browser.screenshot(tmp_path / "closed.png")
-    finally:
-        browser.close()
-    leaving = [u for u in browser.requested() if urlparse(u).scheme in ("http", "https", "ws", "wss")
+        page.goto(f"{server.base}/plugin/govops-statements/govops/statements/{NEXT}")
+        assert "草稿" in frame_text("h1", NEXT)
+        assert frame.locator("#close").count() == 0
+        log_in("admin")
+        page.reload()
+        frame_text("#close", "关闭周期")
+        frame.locator("#close-form input[name=confirm]").fill(NEXT)
+        frame.locator("#close").click()
+        assert "已关闭" in frame_text("h1", "已关闭")
+        assert f"{NEXT} closed (audit entry" in frame_text(".flash", "closed")
+        page.screenshot(path=tmp_path / "closed.png")
+        return traffic
+
+    traffic = in_browser(steps)
+    leaving = [u for u in traffic.requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
                and urlparse(u).hostname != host]  # fmt: skip
-    assert leaving == []
-    assert any("/govops/statements/" in u for u in browser.requested())
+    assert leaving == [] and traffic.blocked == []
+    assert any("/govops/statements/" in u for u in traffic.requests)

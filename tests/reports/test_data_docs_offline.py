@@ -5,33 +5,28 @@ scripts run, and no request for anything but the site's own files.
 
 The site is built once, by govops.quality.results.build_data_docs, from a validation result
 made of figures (no Spark run) for a suite that uses every expectation type of the rule
-library. Chromium is driven over the DevTools protocol on a pipe (--remote-debugging-pipe),
-which reports every request a page makes, file:// ones included."""
+library. Chromium is driven with Playwright (tests/browser.py), which reports every request
+a page makes, file:// ones included, and refuses those that would leave the machine."""
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import fcntl
 import html
 import json
-import os
 import re
-import select
 import shutil
-import subprocess
-import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from govops.quality import datadocs, results, suites
 from govops.quality.expectations import CUSTOM_TYPES
-from tests.browser import FLAGS, WINDOW, assert_screenshot_not_blank, chromium
+from tests.browser import Traffic, assert_screenshot_not_blank, in_browser
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 
 def _rule(kind: str, dimension: str, **kwargs: Any) -> dict[str, Any]:
@@ -146,8 +141,8 @@ def test_the_cdn_table_covers_gx_templates_and_the_files_are_the_ones_gx_pins() 
     import great_expectations
 
     templates = Path(great_expectations.__file__).parent / "render/view/templates"
-    linked = {url for t in templates.glob("*.j2") for url in re.findall(
-        r"""<(?:script|link)\b[^>]*?\s(?:src|href)=["'](https?://[^"']+)""", t.read_text(encoding="utf-8"))}
+    loads = r"""<(?:script|link)\b[^>]*?\s(?:src|href)=["'](https?://[^"']+)"""
+    linked = {url for t in templates.glob("*.j2") for url in re.findall(loads, t.read_text(encoding="utf-8"))}
     assert linked == set(datadocs.CDN)
     pinned = 0
     for t in templates.glob("*.j2"):
@@ -175,13 +170,9 @@ def test_a_page_that_would_still_load_from_another_host_is_refused(tmp_path: Pat
     assert datadocs.localize_page('<a href="https://greatexpectations.io">GX</a>', "static", page).count("https") == 1
 
 
-# --- Chromium over the DevTools protocol, the network blocked ---
+# --- Chromium (Playwright), the network blocked ---
 
-# Nothing resolves and every connection goes to a closed local port: a request that escaped
-# the checks below still could not leave the machine.
-OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
-           "--proxy-bypass-list=<-loopback>"]
-PROBE = """(() => {
+PROBE = """() => {
   const style = (sel, prop) => { const e = document.querySelector(sel); return e ? getComputedStyle(e)[prop] : null; };
   const icon = document.querySelector('.fas, .far, .fa');
   const logo = document.querySelector('.navbar-brand img');
@@ -197,114 +188,28 @@ PROBE = """(() => {
               bootstrap_table: typeof (window.jQuery && jQuery.fn.bootstrapTable),
               datepicker: typeof (window.jQuery && jQuery.fn.datepicker)},
   };
-})()"""
+}"""
 
 
 @dataclass
 class Visit:
-    requests: list[str] = field(default_factory=list)  # every URL the page asked for
-    failed: dict[str, str] = field(default_factory=dict)  # URL -> Chromium's error
-    errors: list[str] = field(default_factory=list)  # uncaught script exceptions
+    traffic: Traffic  # every URL the page asked for, what was blocked and failed, script errors
     probe: dict[str, Any] = field(default_factory=dict)
 
 
-class DevTools:
-    """One Chromium, driven over --remote-debugging-pipe: Chromium reads commands on fd 3 and
-    writes replies and events on fd 4, JSON messages ended by NUL."""
+def visit(url: str, screenshot: Path | None = None) -> Visit:
+    """Open ``url``; what it requested, and the PROBE's findings once the page has loaded and
+    its fonts are ready."""
 
-    def __init__(self, *flags: str) -> None:
-        self._work = Path(tempfile.mkdtemp(prefix="govops-devtools-"))
-        to_chrome, self._out = os.pipe()
-        self._in, from_chrome = os.pipe()
-        # Out of the way of 3 and 4, which the child's copies take.
-        to_chrome, from_chrome = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_chrome, from_chrome))
-
-        def remap() -> None:
-            os.dup2(to_chrome, 3)
-            os.dup2(from_chrome, 4)
-
-        self._log = (self._work / "chromium.log").open("wb")
-        live = [f for f in FLAGS if not f.startswith("--virtual-time-budget")]  # real timers: the page is driven
-        self.process = subprocess.Popen(
-            [chromium(), *live, f"--user-data-dir={self._work / 'profile'}", "--remote-debugging-pipe", *flags],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=remap, pass_fds=(3, 4),
-        )  # fmt: skip
-        os.close(to_chrome)
-        os.close(from_chrome)
-        self._buffer = b""
-        self._next = 0
-        self.events: list[dict[str, Any]] = []
-
-    def _read(self, deadline: float) -> dict[str, Any]:
-        while b"\0" not in self._buffer:
-            ready, _, _ = select.select([self._in], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(self._in, 1 << 20) if ready else b""
-            if not chunk:
-                log = (self._work / "chromium.log").read_text(errors="replace")[-3000:]
-                raise AssertionError(f"Chromium did not answer (exit {self.process.poll()}):\n{log}")
-            self._buffer += chunk
-        message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
-
-    def call(self, method: str, session: str | None = None, timeout: float = 30, **params: Any) -> dict[str, Any]:
-        self._next += 1
-        message = {"id": self._next, "method": method, "params": params} | ({"sessionId": session} if session else {})
-        os.write(self._out, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._read(deadline)
-            if reply.get("id") == self._next:
-                if "error" in reply:
-                    raise AssertionError(f"{method}: {reply['error']}")
-                return reply["result"]
-            self.events.append(reply)
-
-    def wait_for(self, event: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(e.get("method") == event for e in self.events):
-            self.events.append(self._read(deadline))
-
-    def visit(self, url: str, screenshot: Path | None = None) -> Visit:
-        """Open ``url`` in a new tab; what it requested, what failed, and the PROBE's findings
-        once the page has loaded and its fonts are ready."""
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Network", "Page", "Runtime"):
-            self.call(f"{domain}.enable", session)
-        self.call("Emulation.setDeviceMetricsOverride", session, width=WINDOW[0], height=WINDOW[1],
-                  deviceScaleFactor=1, mobile=False)  # fmt: skip
-        self.events.clear()
-        self.call("Page.navigate", session, url=url)
-        self.wait_for("Page.loadEventFired")
-        self.call("Runtime.evaluate", session, expression="document.fonts.ready.then(() => new Promise("
-                  "r => setTimeout(r, 500)))", awaitPromise=True)  # fmt: skip
-        probe = self.call("Runtime.evaluate", session, expression=PROBE, returnByValue=True)["result"]["value"]
+    def steps(page: Page, traffic: Traffic) -> Visit:
+        page.goto(url)
+        page.evaluate("document.fonts.ready.then(() => new Promise(r => setTimeout(r, 500)))")
+        probe = page.evaluate(PROBE)
         if screenshot is not None:
-            screenshot.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", session)["data"]))
-        self.call("Target.closeTarget", targetId=target)
-        visit, urls = Visit(probe=probe), {}
-        for e in self.events:
-            p = e.get("params", {})
-            if e.get("method") == "Network.requestWillBeSent":
-                urls[p["requestId"]] = p["request"]["url"]
-                visit.requests.append(p["request"]["url"])
-            elif e.get("method") == "Network.loadingFailed":
-                visit.failed[urls.get(p["requestId"], p["requestId"])] = p.get("blockedReason") or p["errorText"]
-            elif e.get("method") == "Runtime.exceptionThrown":
-                visit.errors.append(p["exceptionDetails"].get("exception", {}).get("description", str(p)))
-        return visit
+            page.screenshot(path=screenshot)
+        return Visit(traffic, probe)
 
-    def close(self) -> None:
-        with contextlib.suppress(AssertionError):  # it closes the pipe as it exits
-            self.call("Browser.close", timeout=10)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        os.close(self._in)
-        os.close(self._out)
-        self._log.close()
-        shutil.rmtree(self._work, ignore_errors=True)
+    return in_browser(steps)
 
 
 @pytest.mark.browser
@@ -314,31 +219,27 @@ def test_data_docs_in_chromium_without_network(site: Site, tmp_path: Path) -> No
     leaky = tmp_path / "leaky.html"
     leaky.write_text('<link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css">'
                      '<img src="http://203.0.113.9/pixel.png">', encoding="utf-8")  # fmt: skip
-    browser = DevTools(*OFFLINE)
-    try:
-        visits = {page: browser.visit(page.as_uri(), tmp_path / f"{page.stem}.png")
-                  for page in (site.index, site.suite_page, site.result_page)}  # fmt: skip
-        unstyled = browser.visit((bare / site.result_page.relative_to(site.root)).as_uri())
-        control = browser.visit(leaky.as_uri())
-    finally:
-        browser.close()
+    visits = {page: visit(page.as_uri(), tmp_path / f"{page.stem}.png")
+              for page in (site.index, site.suite_page, site.result_page)}  # fmt: skip
+    unstyled = visit((bare / site.result_page.relative_to(site.root)).as_uri())
+    control = visit(leaky.as_uri()).traffic
 
-    # The harness sees requests that would leave, and the network is blocked for them.
+    # The harness sees requests that would leave, and refuses them.
     remote = sorted(u for u in control.requests if not u.startswith("file://"))
     assert remote == ["http://203.0.113.9/pixel.png",
-                      "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css"]
-    assert sorted(control.failed) == remote, control.failed
+                      "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css"]  # fmt: skip
+    assert sorted(control.blocked) == remote and sorted(control.failed) == remote, control.failed
     # Without the vendored files the page is unstyled and its scripts are missing.
     assert (unstyled.probe["navbar_display"], unstyled.probe["padding"]) == ("block", "0px")
     assert not unstyled.probe["icon_font_loaded"]
     assert unstyled.probe["scripts"]["jquery"] == "undefined"
 
-    for page, visit in visits.items():
-        remote = [u for u in visit.requests if not u.startswith(("file://", "data:"))]
-        assert remote == [], f"{page} asked for {remote}"
-        assert visit.failed == {} and visit.errors == [], page
-        assert any("/static/vendor/bootstrap@4.3.1/dist/css/bootstrap.min.css" in u for u in visit.requests)
-        probe = visit.probe
+    for page, seen in visits.items():
+        traffic, probe = seen.traffic, seen.probe
+        remote = [u for u in traffic.requests if not u.startswith(("file://", "data:"))]
+        assert remote == [] and traffic.blocked == [], f"{page} asked for {remote}"
+        assert traffic.failed == {} and traffic.errors == [], page
+        assert any("/static/vendor/bootstrap@4.3.1/dist/css/bootstrap.min.css" in u for u in traffic.requests)
         assert (probe["navbar_display"], probe["padding"]) == ("flex", "48px"), page  # Bootstrap's .navbar, .pl-5
         assert set(probe["scripts"].values()) == {"function"}, (page, probe["scripts"])
         assert probe["logo_width"] == 366, page  # GX's logo, from the site
@@ -346,4 +247,4 @@ def test_data_docs_in_chromium_without_network(site: Site, tmp_path: Path) -> No
     result = visits[site.result_page].probe
     # The status icons are Font Awesome's, its webfont loaded from the site.
     assert '"Font Awesome 6 Free"' in result["icon_font"] and result["icon_font_loaded"]
-    assert any(u.endswith("/webfonts/fa-solid-900.woff2") for u in visits[site.result_page].requests)
+    assert any(u.endswith("/webfonts/fa-solid-900.woff2") for u in visits[site.result_page].traffic.requests)

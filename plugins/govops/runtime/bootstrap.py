@@ -215,9 +215,10 @@ def ensure_dev_fixtures(ledger_url: str, source_url: str) -> None:
         generate(SampleConfig(), landing)
 
 
-# Debian's Chromium for the browser checks of the HTML reports (tests/browser.py), and a
-# small CJK font so the Chinese in the screenshots shows as text, not as boxes. Not
-# Google's or Playwright's downloads: CI reaches Debian's mirrors, not their CDNs.
+# Debian's Chromium for the browser checks of the HTML reports, which Playwright for Python
+# drives (tests/browser.py), and a small CJK font so the Chinese in the screenshots shows as
+# text, not as boxes. Not Google's or Playwright's downloads: CI reaches Debian's mirrors,
+# not their CDNs.
 CHROMIUM_PACKAGES = ("chromium", "fonts-wqy-microhei")
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 
