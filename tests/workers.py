@@ -8,7 +8,8 @@ and points its environment (inherited by the ``airflow`` and ``spark-submit`` pr
 starts) at its copies. A copy is ``CREATE DATABASE ... TEMPLATE``, which PostgreSQL allows
 only while nobody else is connected to the template; when another session holds it (a
 developer's own pytest or ``airflow standalone``), the worker builds its database instead:
-``airflow db migrate`` or the bundled sample tables.
+``airflow db migrate`` or the bundled sample tables. Either way the DAG bundles are synced
+into the copy, as the dag-processor would.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def isolate(worker: str) -> None:
     os.environ[f"AIRFLOW_CONN_{settings.SOURCE_CONN_ID.upper()}"] = rendered_source
     if not copied_airflow:
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    # A freshly migrated database has no DAG bundle yet; tests that write DAGs of the
+    # dags-folder bundle need its row (the dag-processor or api-server would add it).
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()
     if not copied_source:
         from govops.sample_data import load_sample
 
