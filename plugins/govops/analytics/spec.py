@@ -16,19 +16,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from govops import settings
-from govops.errors import CodedError
+from govops import settings, specs
+from govops.specs import SpecError
 
 ANALYTICS_DIR = "include/analytics"
 _NAME = re.compile(r"[a-z][a-z0-9_]{2,62}")
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 Kind = Literal["analysis", "report", "fusion_model", "mining_model", "dashboard"]
-
-
-class SpecError(CodedError, ValueError):
-    """An analytics spec is invalid; the message names the file and the field."""
-
-    code = "SPEC_INVALID"
 
 
 class _Strict(BaseModel):
@@ -317,38 +311,16 @@ class AnalyticsSpec(_Strict):
         return f"analytics_{self.name}"
 
 
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after")) or "(spec)"
-        parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
-
-
 def parse_spec(spec_json: str) -> AnalyticsSpec:
     """A spec handed over as JSON (the Spark job's --spec); a SpecError names the field."""
     try:
         return AnalyticsSpec.model_validate_json(spec_json)
     except ValidationError as exc:
-        raise SpecError(f"--spec: {_describe(exc)}") from None
+        raise SpecError(f"--spec: {specs.describe(exc)}") from None
 
 
 def load_spec(path: Path) -> AnalyticsSpec:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: a spec is a mapping of fields")
-    try:
-        spec = AnalyticsSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(f"{path}: {_describe(exc)}") from exc
-    if spec.name != path.stem:
-        raise SpecError(f"{path}: name: {spec.name!r} must match the file name {path.stem!r}")
-    return spec
+    return specs.load(path, AnalyticsSpec, "name")
 
 
 def spec_files(folder: Path | None = None) -> list[Path]:

@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from govops import settings
-from govops.errors import CodedError
+from govops import settings, specs
 from govops.service_items import SERVICE_ITEMS
+from govops.specs import SpecError
 
 PIPELINES_DIR = "include/pipelines"
 _NAME = re.compile(r"[a-z][a-z0-9_]{2,62}")
@@ -32,12 +32,6 @@ def _charset(encoding: str) -> str:
         return codecs.lookup(encoding).name
     except LookupError:
         raise ValueError(f"encoding {encoding!r} is not a known charset") from None
-
-
-class SpecError(CodedError, ValueError):
-    """A spec file is invalid; the message names the file and the field."""
-
-    code = "SPEC_INVALID"
 
 
 class _Strict(BaseModel):
@@ -275,33 +269,11 @@ def parse_spec(spec_json: str) -> PipelineSpec:
     try:
         return PipelineSpec.model_validate_json(spec_json)
     except ValidationError as exc:
-        raise SpecError(f"--spec: {_describe(exc)}") from None
-
-
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after")) or "(spec)"
-        parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
+        raise SpecError(f"--spec: {specs.describe(exc)}") from None
 
 
 def load_spec(path: Path) -> PipelineSpec:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: a spec is a mapping of fields")
-    try:
-        spec = PipelineSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(f"{path}: {_describe(exc)}") from exc
-    if spec.pipeline != path.stem:
-        raise SpecError(f"{path}: pipeline: {spec.pipeline!r} must match the file name {path.stem!r}")
-    return spec
+    return specs.load(path, PipelineSpec, "pipeline")
 
 
 def spec_files(folder: Path | None = None) -> list[Path]:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from govops import settings
-from govops.pipelines.spec import SpecError
+from govops import settings, specs
+from govops.specs import SpecError
 
 APIS_DIR = "include/apis"
 ZONES = ("sharing", "open")
@@ -164,37 +164,14 @@ class LoadedSet:
     sha256: str
 
 
-def describe(error: ValidationError) -> str:
-    """``field.path: message``; the checks across fields name their field in the message."""
-    parts = []
-    for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
-
-
 def apis_dir() -> Path:
     """GOVOPS_APIS_DIR (tests, deployments), else include/apis."""
     return Path(os.environ.get("GOVOPS_APIS_DIR") or settings.repo_root() / APIS_DIR)
 
 
 def load_set(path: Path) -> LoadedSet:
-    import yaml
-
     raw = path.read_bytes()
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: a spec is a mapping of fields")
-    try:
-        spec = ApiSetSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(f"{path}: {describe(exc)}") from None
-    if spec.set != path.stem:
-        raise SpecError(f"{path}: set: {spec.set!r} must match the file name {path.stem!r}")
+    spec = specs.load(path, ApiSetSpec, "set", raw, strip_value_error=True)
     return LoadedSet(spec, path, hashlib.sha256(raw).hexdigest())
 
 
