@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -25,14 +24,9 @@ from pathlib import Path
 import pyspark
 
 from govops import settings
+from tests.servers import free_port
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def can_hide_checkout() -> bool:

@@ -13,11 +13,8 @@ import io
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -41,6 +38,7 @@ from govops.settlement.workorders import (
 )
 from tests.browser import Traffic, assert_screenshot_not_blank, in_browser
 from tests.conftest import own_ledger
+from tests.servers import airflow_api_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 PERIOD = "CONSOLE-2026-11"
@@ -101,40 +99,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ledger = next(ledger_gen)
     url = ledger.url.render_as_string(hide_password=False)
     _seed(ledger)
-    folder = tmp_path_factory.mktemp("console")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GOVOPS_DATABASE_URL": url, "AIRFLOW_CONN_GOVOPS_DB": url,
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(folder / "passwords.json"),
+    env = {"GOVOPS_DATABASE_URL": url, "AIRFLOW_CONN_GOVOPS_DB": url,
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False"}  # fmt: skip
-    log = (folder / "api-server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"airflow api-server did not start: {(folder / 'api-server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        passwords = json.loads((folder / "passwords.json").read_text())
-        tokens = {}
-        for user in USERS:
-            reply = httpx.post(f"{base}/auth/token", json={"username": user, "password": passwords[user]}, timeout=30)
-            assert reply.status_code == 201, reply.text
-            tokens[user] = reply.json()["access_token"]
-        yield Server(base, tokens, ledger, url)
+        with airflow_api_server(tmp_path_factory.mktemp("console"), USERS, env) as (base, passwords):
+            tokens = {}
+            for user in USERS:
+                login = {"username": user, "password": passwords[user]}
+                reply = httpx.post(f"{base}/auth/token", json=login, timeout=30)
+                assert reply.status_code == 201, reply.text
+                tokens[user] = reply.json()["access_token"]
+            yield Server(base, tokens, ledger, url)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
         next(ledger_gen, None)
 
 

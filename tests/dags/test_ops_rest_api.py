@@ -5,18 +5,10 @@ once. The monitoring pass (``govops.ops.health``) reads the same API."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine, text
 
@@ -25,39 +17,15 @@ from govops.ops.job_sync import apply
 from govops.ops.sources import DagFolderSource, RestApiSource
 from govops.settlement.workorders import ensure_demo_work_order
 from tests.dags.test_ops_listener import probe_dag
+from tests.servers import airflow_api_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
-    folder = tmp_path_factory.mktemp("api")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:admin",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(folder / "passwords.json")}  # fmt: skip
-    log = (folder / "api-server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"airflow api-server did not start: {(folder / 'api-server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        password = json.loads((folder / "passwords.json").read_text())["ops"]
-        yield base, "ops", password
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+    with airflow_api_server(tmp_path_factory.mktemp("api"), {"ops": "admin"}) as (base, passwords):
+        yield base, "ops", passwords["ops"]
 
 
 def rerunnable() -> None:

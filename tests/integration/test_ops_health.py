@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import email
 import json
-import socket
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email import policy
@@ -24,6 +23,7 @@ from govops.ops import notify
 from govops.ops.deadlines import deadline_missed
 from govops.ops.health import Snapshot, run_pass
 from govops.settlement.workorders import ensure_demo_work_order
+from tests.servers import free_port
 from tests.unit.test_ops_health import DEADLINES, NOW, dag, iso, run, ti
 
 pytestmark = pytest.mark.integration
@@ -104,12 +104,6 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.mails.append(email.message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def use_smtp(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
