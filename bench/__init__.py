@@ -20,3 +20,22 @@ def spark_submit(cmd: list[str], manifest_uri: str, env: dict[str, str] | None =
     manifest = manifests.read(manifest_uri)
     manifest["wall_s"] = wall
     return manifest
+
+
+def fresh_ledger(name: str = "govops_bench") -> str:
+    """A new, migrated ledger database ``name`` (dropped first if it exists): its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from govops import settings
+    from govops.ledger.migrate import upgrade
+
+    server = make_url(settings.connection_url(settings.LEDGER_CONN_ID))
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = server.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    return url

@@ -51,23 +51,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
+from bench import fresh_ledger
 from govops import settings
-
-
-def _fresh_ledger() -> str:
-    from govops.ledger.migrate import upgrade
-
-    server = make_url(settings.connection_url(settings.LEDGER_CONN_ID))
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "govops_bench" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "govops_bench"'))
-    admin.dispose()
-    url = server.set(database="govops_bench").render_as_string(hide_password=False)
-    upgrade(url)
-    return url
 
 
 def bench_ledger(url: str, n: int) -> None:
@@ -247,7 +233,7 @@ def main() -> None:
                            "security", "ops_reports", "ops_health", "sharing", "analytics"), default=None,
     )  # fmt: skip
     args = parser.parse_args()
-    url = _fresh_ledger()
+    url = fresh_ledger()
     os.environ["GOVOPS_DATABASE_URL"] = url
     os.environ["AIRFLOW_CONN_GOVOPS_DB"] = url
     if args.only in (None, "ledger"):
@@ -255,7 +241,7 @@ def main() -> None:
     if args.only in (None, "pipeline"):
         bench_pipeline(args.persons)
     if args.only in (None, "settlement"):
-        bench_settlement(_fresh_ledger(), args.settlement_rows, 1_000)
+        bench_settlement(fresh_ledger(), args.settlement_rows, 1_000)
     if args.only in (None, "spatial"):
         from bench.spatial import bench_spatial
 
@@ -279,20 +265,20 @@ def main() -> None:
     if args.only in (None, "ops_reports"):
         from bench.ops_reports import bench_ops_reports
 
-        bench_ops_reports(_fresh_ledger(), args.ops_runs)
+        bench_ops_reports(fresh_ledger(), args.ops_runs)
     if args.only in (None, "ops_health"):
         from bench.ops_health import bench_ops_health
 
-        bench_ops_health(_fresh_ledger(), args.ops_runs)
+        bench_ops_health(fresh_ledger(), args.ops_runs)
     if args.only in (None, "sharing"):
-        from bench.sharing import bench_sharing, fresh_ledger
+        from bench.sharing import bench_sharing
 
-        bench_sharing(fresh_ledger(), args.sharing_rows, clients=8, seconds=15, export_rows=2_000_000)
+        bench_sharing(fresh_ledger("govops_bench_sharing"), args.sharing_rows, clients=8, seconds=15,
+                      export_rows=2_000_000)
     if args.only in (None, "analytics"):
         from bench.analytics import bench_analytics
-        from bench.analytics import fresh_ledger as analytics_ledger
 
-        bench_analytics(analytics_ledger(), args.analytics_events)
+        bench_analytics(fresh_ledger("govops_bench_analytics"), args.analytics_events)
 
 
 if __name__ == "__main__":

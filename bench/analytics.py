@@ -174,25 +174,6 @@ def bench_dashboard(lake: Path, rows: list[tuple]) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def fresh_ledger() -> str:
-    """Its own ledger database (govops_bench_analytics), migrated."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from govops import settings
-    from govops.ledger.migrate import upgrade
-
-    server = make_url(settings.connection_url(settings.LEDGER_CONN_ID))
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "govops_bench_analytics" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "govops_bench_analytics"'))
-    admin.dispose()
-    url = server.set(database="govops_bench_analytics").render_as_string(hide_password=False)
-    upgrade(url)
-    return url
-
-
 def bench_analytics(url: str, n: int, repeats: int = 2) -> None:
     import duckdb
     from sqlalchemy import create_engine
@@ -233,7 +214,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=10_000_000)
     a = p.parse_args()
-    bench_analytics(fresh_ledger(), a.events)
+    from bench import fresh_ledger
+
+    bench_analytics(fresh_ledger("govops_bench_analytics"), a.events)
 
 
 if __name__ == "__main__":

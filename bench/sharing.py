@@ -295,25 +295,6 @@ def _export(url: str, key: str, files: tuple[str, ...], m: int, work: Path) -> N
               "(goal at least 0.5x)")  # fmt: skip
 
 
-def fresh_ledger(name: str = "govops_bench_sharing") -> str:
-    """A migrated ledger database of this benchmark's own (others may run theirs meanwhile)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from govops import settings
-    from govops.ledger.migrate import upgrade
-
-    server = make_url(settings.connection_url(settings.LEDGER_CONN_ID))
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = server.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    return url
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sharing", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -332,7 +313,10 @@ def main(argv: list[str] | None = None) -> None:
         serve(args.port, args.records == "on")
         return
     os.environ["GOVOPS_API_MEMORY_ROWS"] = str(args.memory_rows)
-    bench_sharing(fresh_ledger(), args.rows, args.clients, args.seconds, args.export_rows, args.repeat, args.row_group)
+    from bench import fresh_ledger
+
+    bench_sharing(fresh_ledger("govops_bench_sharing"), args.rows, args.clients, args.seconds, args.export_rows,
+                  args.repeat, args.row_group)
 
 
 if __name__ == "__main__":
