@@ -6,6 +6,7 @@ callers do not change when Airflow does.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,10 +73,22 @@ def sync_dags() -> None:
     manager = DagBundlesManager()
     with create_session() as session:
         manager.sync_bundles_to_db(session=session)
-    for bundle in manager.get_all_dag_bundles():
-        bundle.initialize()
-        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
-        sync_bag_to_db(bag, bundle.name, bundle.version)
+    # The dag-processor skips a DAG serialized in the last [core]
+    # min_serialized_dag_update_interval seconds (30); here the DAGs must be the ones just
+    # parsed (their assets name this lake), whenever they were last written.
+    key = "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL"
+    saved = os.environ.get(key)
+    os.environ[key] = "0"
+    try:
+        for bundle in manager.get_all_dag_bundles():
+            bundle.initialize()
+            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+            sync_bag_to_db(bag, bundle.name, bundle.version)
+    finally:
+        if saved is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = saved
 
 
 def unpause(*dag_ids: str) -> None:

@@ -71,7 +71,7 @@ def test_a_published_dataset_runs_the_chain_to_the_sharing_zone(
 
     # The quality check is scheduled on that asset: its event makes the scheduler start it.
     checked = run_asset_triggered(CHAIN[0])
-    assert checked is not None and checked.state == "success", checked
+    assert checked is not None and checked.state == "success", checked or scheduler_view(CHAIN[0])
     assert checked.run_id.startswith("asset_triggered__")
     assert pq.read_table(lake / "clean/frontdb/public_security/persons").num_rows == len(persons)
     assert rows(ledger_url, "SELECT status, rows_checked FROM govops.quality_check_run") == [("pass", len(persons))]
@@ -90,3 +90,25 @@ def test_a_published_dataset_runs_the_chain_to_the_sharing_zone(
     assert rows(ledger_url, """SELECT service_item_code, quantity FROM govops.usage_event
                                WHERE dag_id = ANY(:d) ORDER BY service_item_code""", d=list(CHAIN)) == [
         ("06", len(persons)), ("07", 1), ("20", len(persons))]  # fmt: skip
+
+
+def scheduler_view(dag_id: str) -> dict:
+    """What the scheduler sees of a DAG that an asset event did not start (for the failure)."""
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        model = session.get(DagModel, dag_id)
+        return {
+            "flags": {k: getattr(model, k) for k in ("is_paused", "is_stale", "has_import_errors",
+                                                      "exceeds_max_non_backfill", "bundle_name", "fileloc")},
+            "queued": [a.asset.uri for a in session.scalars(select(AssetDagRunQueue)
+                                                            .where(AssetDagRunQueue.target_dag_id == dag_id))],
+            "runs": [(r.run_id, str(r.state)) for r in session.scalars(select(DagRun).where(DagRun.dag_id == dag_id))],
+            "serialized": [(d.dag_version_id, str(d.dag.timetable.asset_condition)) for d in
+                           SerializedDagModel.get_latest_serialized_dags(dag_ids=[dag_id], session=session)],
+        }  # fmt: skip
