@@ -41,7 +41,7 @@ os.environ["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({"connections_file_p
 
 # Spark defaults of the tests' spark-submit runs (SPARK_CONF_DIR/spark-defaults.conf, read by
 # every job the tests start, in Airflow tasks too): their data is small, so the JVM's quick
-# compiler, no web UI and few shuffle partitions; about a third off each job's wall time
+# compiler, no web UI and few shuffle partitions: a quarter to a third off a job's wall time
 # here. A developer's own SPARK_CONF_DIR wins.
 SPARK_TEST_DEFAULTS = """spark.ui.enabled false
 spark.driver.extraJavaOptions -XX:TieredStopAtLevel=1 -XX:+UseSerialGC

@@ -20,13 +20,18 @@ class SpecError(CodedError, ValueError):
     code = "SPEC_INVALID"
 
 
-def describe(error: ValidationError, *, strip_value_error: bool = False) -> str:
-    """``field.path: message`` per error; ``(spec)`` for a check across fields."""
+def describe(error: ValidationError, *, checks_name_their_field: bool = False) -> str:
+    """``field.path: message`` per error; ``(spec)`` for a check across fields, unless the
+    model's checks name their field in their message (then it is bare, without pydantic's
+    ``Value error,`` prefix)."""
     parts = []
     for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after")) or "(spec)"
-        message = e["msg"].removeprefix("Value error, ") if strip_value_error else e["msg"]
-        parts.append(f"{where}: {message}")
+        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        if checks_name_their_field:
+            message = e["msg"].removeprefix("Value error, ")
+            parts.append(f"{where}: {message}" if where else message)
+        else:
+            parts.append(f"{where or '(spec)'}: {e['msg']}")
     return "; ".join(parts)
 
 

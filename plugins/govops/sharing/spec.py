@@ -171,7 +171,7 @@ def apis_dir() -> Path:
 
 def load_set(path: Path) -> LoadedSet:
     raw = path.read_bytes()
-    spec = specs.load(path, ApiSetSpec, "set", raw, strip_value_error=True)
+    spec = specs.load(path, ApiSetSpec, "set", raw, checks_name_their_field=True)
     return LoadedSet(spec, path, hashlib.sha256(raw).hexdigest())
 
 
