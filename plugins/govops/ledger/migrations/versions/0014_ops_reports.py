@@ -1,4 +1,6 @@
-"""Operations reports and lineage (issue 17): placeholder revision, filled in by the work of that issue.
+"""Operations reports and lineage (issue 17): no schema change (the reports read existing tables).
+
+Kept so that databases already at this revision stay on the chain.
 
 Revision ID: 0014
 Revises: 0013

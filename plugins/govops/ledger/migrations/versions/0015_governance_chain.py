@@ -1,4 +1,6 @@
-"""The governance chain run by Assets (issue 17): placeholder revision, filled in by the work of that issue.
+"""The governance chain run by Assets (issue 17): no schema change (the chain lives in Airflow).
+
+Kept so that databases already at this revision stay on the chain.
 
 Revision ID: 0015
 Revises: 0014
