@@ -1,0 +1,19 @@
+"""PLACEHOLDER owned by the analytics helper (issue 20): rewrite this docstring when you add tables.
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-06
+"""
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
