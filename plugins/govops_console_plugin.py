@@ -1,5 +1,5 @@
 """The govops console plugin (计量结算): usage, statements, work orders, event orders and job
-health as pages inside the Airflow UI, served by a FastAPI app under ``/govops`` that
+health, reports and data docs as pages inside the Airflow UI, served by a FastAPI app under ``/govops`` that
 requires Airflow's authentication (``govops.console``)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from airflow.plugins_manager import AirflowPlugin
 
 from govops.console import URL_PREFIX, app
+from govops.console.links import ConsoleReportsLink
 
 CATEGORY = "计量结算"
 # (url_route, name, path): each opens at /plugin/<url_route> in the UI, its page in an iframe.
@@ -19,6 +20,7 @@ PAGES = (
     ("govops-work-orders", "服务单与工单", "/work-orders"),
     ("govops-event-orders", "事件单", "/event-orders"),
     ("govops-health", "作业健康", "/health"),
+    ("govops-reports", "报告与数据文档", "/reports"),
 )
 
 
@@ -36,3 +38,5 @@ class GovopsConsolePlugin(AirflowPlugin):
         {"name": "本次计量", "href": f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}", "url_route": "govops-run-usage",
          "destination": "dag_run"},
     ]  # fmt: skip
+    # On every task instance: the reports and data docs it produced, served by the console.
+    global_operator_extra_links: ClassVar[list[Any]] = [ConsoleReportsLink()]

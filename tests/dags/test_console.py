@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -44,8 +45,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 PERIOD = "CONSOLE-2026-11"
 NEXT = "CONSOLE-2026-12"
 FRAME = "document.querySelector('iframe').contentDocument"
-USERS = {"admin": "admin", "op": "op", "viewer": "viewer"}
+USERS = {"admin": "admin", "op": "op", "viewer": "viewer", "wang.fang": "viewer"}  # wang.fang: a grant on DATASET
 AT = datetime(2026, 11, 10, 8, tzinfo=UTC)
+DATASET = "raw/frontdb/区公安分局/persons"  # the checked dataset; its owner's zone holds the full list
+RUN = f"r-reports-{uuid.uuid4().hex[:8]}"  # Airflow's metadata database outlives the test session
+FULL_ROW = "rule,value\nid_format,110105199001010021\n"  # what only the owner's zone may show in clear
+REPORT_DAG = '''"""A DAG with one task, for the console's extra link: its runs exist in Airflow."""
+from airflow.sdk import DAG, task
+
+with DAG("console_reports", schedule=None, tags=["test"]):
+
+    @task
+    def publish() -> dict:
+        return {}
+
+    publish()
+'''
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,8 @@ class Server:
     tokens: dict[str, str]  # user -> JWT
     ledger: Engine
     ledger_url: str
+    lake: Path
+    check_run_id: int
 
     def client(self, user: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
@@ -93,23 +110,82 @@ def _seed(e: Engine) -> None:
     store.settle(e, PERIOD)
 
 
+def _seed_reports(e: Engine, lake: Path) -> int:
+    """What a quality check's publish task leaves: its report with the masked anomaly list,
+    the data docs site and, in the data owner's zone, the full list; and its ledger row (run
+    RUN of ``console_reports``, task ``publish``). A file outside the served roots,
+    with a symlink to it from inside. A grant to wang.fang on the checked dataset. Returns
+    the check run's id."""
+    from govops.security.assessment import grant
+
+    root = lake.as_uri()
+    report = lake / f"reports/quality/persons/{RUN}"
+    report.mkdir(parents=True)
+    (report / "report.html").write_text("<h1>质量报告 persons</h1>", encoding="utf-8")
+    (report / "anomalies.csv").write_text("rule,value\nid_format,110105********0021\n", encoding="utf-8")
+    docs = lake / "reports/quality/data_docs"
+    (docs / "static").mkdir(parents=True)
+    (docs / "index.html").write_text("<link rel=stylesheet href='static/docs.css'><h1>Data Docs</h1>")
+    (docs / "static/docs.css").write_text("h1 { color: #333 }")
+    full = lake / f"owner/区公安分局/quality/persons/exports/{RUN}"
+    full.mkdir(parents=True)
+    (full / "anomalies.csv").write_text(FULL_ROW, encoding="utf-8")
+    (lake.parent / "secret.txt").write_text("not a report")
+    (lake / "reports/escape").symlink_to(lake.parent)
+    with e.begin() as conn:
+        check_run_id = conn.execute(text(
+            """INSERT INTO govops.quality_check_run (dag_id, run_id, task_id, dataset, side, suite, suite_sha256,
+                   mode, rows_checked, anomaly_rows, score, dimension_scores, status, anomalies_uri, report_uri,
+                   data_docs_uri)
+               VALUES ('console_reports', :run, 'publish', :ds, 'ingestion', 'persons', 'x', 'batch', 505,
+                       1, 99.5, '{}', 'warn', :anomalies, :report, :docs) RETURNING id"""),
+            {"ds": DATASET, "run": RUN, "anomalies": f"{root}/owner/区公安分局/quality/persons/{RUN}",
+             "report": f"{root}/reports/quality/persons/{RUN}/report.html",
+             "docs": f"{root}/reports/quality/data_docs/index.html"}).scalar_one()  # fmt: skip
+    grant(e, "wang.fang", DATASET, "read", "test")
+    return int(check_run_id)
+
+
+def _sync_report_dag(folder: Path) -> None:
+    """Serialize the DAG ``console_reports`` into Airflow's metadata database, as the
+    dag-processor would, from a folder of its own (the project's DAG folder is not parsed)."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    (folder / "console_reports.py").write_text(REPORT_DAG)
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    bag = BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="dags-folder")
+    assert not bag.import_errors, bag.import_errors
+    sync_bag_to_db(bag, "dags-folder", None)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ledger_gen = own_ledger()
     ledger = next(ledger_gen)
     url = ledger.url.render_as_string(hide_password=False)
     _seed(ledger)
-    env = {"GOVOPS_DATABASE_URL": url, "AIRFLOW_CONN_GOVOPS_DB": url,
+    folder = tmp_path_factory.mktemp("console")
+    lake = folder / "lake"
+    lake.mkdir()
+    check_run_id = _seed_reports(ledger, lake)
+    dags = folder / "dags"
+    dags.mkdir()
+    _sync_report_dag(dags)
+    env = {"GOVOPS_DATABASE_URL": url, "AIRFLOW_CONN_GOVOPS_DB": url, "GOVOPS_LAKE_ROOT": lake.as_uri(),
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False"}  # fmt: skip
     try:
-        with airflow_api_server(tmp_path_factory.mktemp("console"), USERS, env) as (base, passwords):
+        with airflow_api_server(folder, USERS, env) as (base, passwords):
             tokens = {}
             for user in USERS:
                 login = {"username": user, "password": passwords[user]}
                 reply = httpx.post(f"{base}/auth/token", json=login, timeout=30)
                 assert reply.status_code == 201, reply.text
                 tokens[user] = reply.json()["access_token"]
-            yield Server(base, tokens, ledger, url)
+            yield Server(base, tokens, ledger, url, lake, check_run_id)
     finally:
         next(ledger_gen, None)
 
@@ -127,8 +203,9 @@ def test_the_plugin_loads_with_all_its_entries(server: Server) -> None:
     assert views["govops"] | {} == views["govops"] and views["govops"]["nav_top_level"] is True
     assert views["govops"]["name"] == "计量结算"
     pages = sorted(r for r, v in views.items() if v.get("category") == "计量结算")
-    assert pages == ["govops-event-orders", "govops-health", "govops-statements", "govops-unassigned",
-                     "govops-usage", "govops-work-orders"]  # fmt: skip
+    assert pages == ["govops-event-orders", "govops-health", "govops-reports", "govops-statements",
+                     "govops-unassigned", "govops-usage", "govops-work-orders"]  # fmt: skip
+    assert plugin["global_operator_extra_links"] == ["<govops.console.links.ConsoleReportsLink object>"]
     assert views["govops-run-usage"]["destination"] == "dag_run"
     assert views["govops-run-usage"]["href"] == "/govops/runs/{DAG_ID}/{RUN_ID}"
 
@@ -249,6 +326,81 @@ def test_the_metrics_endpoint_parses_and_holds_the_ledgers_figures(server: Serve
         assert 0 <= (now - ended[dag_id]).total_seconds() - age < 60, dag_id
 
 
+def test_reports_are_served_linked_from_their_task_instance_and_the_full_list_kept_to_the_owners_zone(
+    server: Server,
+) -> None:
+    """The run's task publish gets the extra link 报告与数据文档, which opens the console's list
+    of what it produced; each file is served from the lake. The full anomaly list goes to a
+    user with a grant on the dataset or the admin role, each read audited; a viewer is
+    refused it. Paths out of ``<lake>/reports/`` are refused, through ``..`` or a symlink."""
+    run, full = RUN, f"/govops/quality/{server.check_run_id}/anomalies-full.csv"
+    with server.client("admin") as admin, server.client("viewer") as viewer, server.client("wang.fang") as granted:
+        created = admin.post("/api/v2/dags/console_reports/dagRuns", json={"dag_run_id": run, "logical_date": None})
+        assert created.status_code == 200, created.text
+        analytics_page = f"{server.lake.as_uri()}/reports/analytics/monthly/{run}/dashboard.html"
+        (server.lake / f"reports/analytics/monthly/{run}").mkdir(parents=True)
+        (server.lake / f"reports/analytics/monthly/{run}/dashboard.html").write_text("<h1>看板</h1>", encoding="utf-8")
+        xcom = {"key": "return_value", "value": {"pages": {"overview": analytics_page}, "note": "/etc/passwd"}}
+        assert admin.post(f"/api/v2/dags/console_reports/dagRuns/{run}/taskInstances/publish/xcomEntries",
+                          json=xcom).status_code == 201  # fmt: skip
+
+        # The extra link, as the UI asks for it: a console URL listing the task's files.
+        links = viewer.get(f"/api/v2/dags/console_reports/dagRuns/{run}/taskInstances/publish/links").json()
+        link = links["extra_links"]["报告与数据文档"]
+        assert link == f"/govops/tasks/console_reports/{run}/publish", links
+        listed = viewer.get(f"{link}.json").json()["artifacts"]
+        hrefs = {a["title"].split(" ")[0]: a["href"] for a in listed}
+        assert hrefs == {
+            "质量报告": f"/files/reports/quality/persons/{run}/report.html",
+            "异常数据清单（脱敏）CSV": f"/files/reports/quality/persons/{run}/anomalies.csv",
+            "异常数据清单（脱敏）XLSX": f"/files/reports/quality/persons/{run}/anomalies.xlsx",
+            "GX": "/files/reports/quality/data_docs/index.html",
+            "异常数据清单（完整，数据所有方区）CSV": full.removeprefix("/govops"),
+            "异常数据清单（完整，数据所有方区）XLSX": full.removeprefix("/govops").replace(".csv", ".xlsx"),
+            "pages.overview:": f"/files/reports/analytics/monthly/{run}/dashboard.html",
+        }  # fmt: skip
+        assert "质量报告 persons" in viewer.get(f"{link}").text
+        report = viewer.get("/govops" + hrefs["质量报告"])
+        assert report.status_code == 200 and report.text == "<h1>质量报告 persons</h1>"
+        assert report.headers["content-type"] == "text/html; charset=utf-8"
+        assert "default-src 'self'" in report.headers["content-security-policy"]
+        assert viewer.get("/govops" + hrefs["pages.overview:"]).text == "<h1>看板</h1>"
+        assert "********" in viewer.get("/govops" + hrefs["异常数据清单（脱敏）CSV"]).text
+        docs = viewer.get("/govops/files/reports/quality/data_docs")  # a folder: its page, links relative to it
+        assert docs.status_code == 307 and docs.headers["location"] == "/govops/files/reports/quality/data_docs/"
+        assert "Data Docs" in viewer.get(docs.headers["location"]).text
+        assert viewer.get("/govops/files/reports/quality/data_docs/static/docs.css").text == "h1 { color: #333 }"
+        # A task that recorded nothing: the link is there, disabled (no URL).
+        empty = {"dag_run_id": f"{run}-empty", "logical_date": None}
+        assert admin.post("/api/v2/dags/console_reports/dagRuns", json=empty).status_code == 200
+        other = viewer.get(f"/api/v2/dags/console_reports/dagRuns/{run}-empty/taskInstances/publish/links").json()
+        assert other["extra_links"] == {"报告与数据文档": None}
+
+        # Nothing outside <lake>/reports/: not by .., encoded or not, nor through a symlink.
+        for path in ("..%2Fsecret.txt", "%2e%2e/%2e%2e/secret.txt", "escape/secret.txt", "quality/%2e%2e/%2e%2e/..",
+                     "%2Fetc%2Fpasswd", f"quality/persons/{run}/missing.html"):  # fmt: skip
+            refused = viewer.get(f"/govops/files/reports/{path}")
+            assert refused.status_code == 404 and "not a report" not in refused.text, (path, refused.status_code)
+        assert (server.lake / "reports/escape/secret.txt").read_text() == "not a report"  # the symlink does lead out
+
+        # The full list: refused to a viewer, served to the grant holder and to an admin, audited.
+        refused = viewer.get(full)
+        assert refused.status_code == 403 and "区公安分局" in refused.json()["detail"]
+        assert FULL_ROW not in refused.text
+        for client in (granted, admin):
+            served = client.get(full)
+            assert served.status_code == 200 and served.text == FULL_ROW, served.text
+            assert "attachment" in served.headers["content-disposition"]
+        assert viewer.get(full.replace(".csv", ".txt")).status_code == 404
+    with server.ledger.connect() as conn:
+        reads = conn.execute(text("""SELECT actor, details ->> 'allowed_by' FROM govops.security_audit_log
+                                      WHERE action = 'console.anomalies.full' ORDER BY seq""")).all()  # fmt: skip
+        used = conn.execute(text("SELECT last_access_at FROM govops.security_access_grant WHERE principal = :p"),
+                            {"p": "wang.fang"})  # fmt: skip
+    assert [(r[0], r[1].split(" ")[0]) for r in reads] == [("wang.fang", "grant"), ("admin", "role")]
+    assert used.scalar() is not None  # the grant was used: the assessment's stale-access check sees it
+
+
 def test_assign_accept_settle_verify_export_close_and_event_orders(server: Server) -> None:
     e = server.ledger
     json_ = {"Accept": "application/json"}
@@ -326,7 +478,11 @@ def test_assign_accept_settle_verify_export_close_and_event_orders(server: Serve
         assert conn.execute(text("SELECT * FROM govops.usage_event ORDER BY id")).all() == before  # never edited
         assert conn.execute(text("SELECT state FROM govops.settlement_period WHERE id = :p"), {"p": PERIOD}).scalar() \
             == "closed"  # fmt: skip
-        audit = conn.execute(text("SELECT actor, action, details FROM govops.security_audit_log ORDER BY seq")).all()
+        audit = conn.execute(
+            text("""SELECT actor, action, details FROM govops.security_audit_log
+                                      WHERE action LIKE 'console.%' AND action <> 'console.anomalies.full'
+                                      ORDER BY seq""")
+        ).all()  # the other test's reads and grant aside
         state = conn.execute(text("SELECT state, acknowledged_by, resolved_by, evaluated_by FROM govops.event_order "
                                   "WHERE id = :n"), {"n": number}).one()  # fmt: skip
     assert [(a.actor, a.action) for a in audit] == [

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -26,13 +25,13 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Req
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from starlette.background import BackgroundTask
 
-from govops import settings
-from govops.console import URL_PREFIX, queries
-from govops.console.auth import MINIMUM_ROLE, Reader, allowed_to, may, user_name
+from govops.console import URL_PREFIX, artifacts, queries
+from govops.console.auth import MINIMUM_ROLE, Reader, allowed_to, may, may_see_owner_zone, user_name
+from govops.console.db import engine, reading
 from govops.errors import CodedError
 from govops.ops import event_orders as eo
 from govops.security import audit, signing
@@ -48,21 +47,6 @@ from govops.settlement.workorders import (
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-_engines: dict[str, Engine] = {}
-
-
-def engine() -> Engine:
-    """One pooled engine per ledger URL for the api-server process."""
-    url = settings.connection_url(settings.LEDGER_CONN_ID)
-    if url not in _engines:
-        _engines[url] = create_engine(url, pool_size=4, max_overflow=4, pool_pre_ping=True)
-    return _engines[url]
-
-
-@contextmanager
-def reading() -> Iterator[Connection]:
-    with engine().connect() as conn:
-        yield conn
 
 
 # Formatting: integers and quantities with thousands separators, money with two decimals.
@@ -454,6 +438,87 @@ def health(request: Request, user: Reader, hours: int = 24) -> Response:
     with reading() as conn:
         data = queries.job_health(conn, datetime.now(UTC), hours)
     return respond(request, user, "health.html", {**data, "hours": hours})
+
+
+@pages(router, "/reports")
+def reports(request: Request, user: Reader) -> Response:
+    """The latest reports and data docs each service recorded, one click away."""
+    with reading() as conn:
+        groups = artifacts.recorded(conn)
+    return respond(request, user, "reports.html", {"groups": groups})
+
+
+@pages(router, "/tasks/{dag_id}/{run_id}/{task_id}")
+def task_artifacts(request: Request, user: Reader, dag_id: str, run_id: str, task_id: str,
+                   map_index: int = -1) -> Response:  # fmt: skip
+    """What one task instance produced (the operator extra link 报告与数据文档 opens this)."""
+    with reading() as conn:
+        found = artifacts.of_task(conn, dag_id, run_id, task_id, map_index)
+    return respond(request, user, "task.html", {"dag_id": dag_id, "run_id": run_id, "task_id": task_id,
+                                                "map_index": map_index, "artifacts": found})  # fmt: skip
+
+
+# Served reports run in this origin: they may load only from it (nothing from the internet)
+# and may post no form; the type is the one sent.
+FILE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self' data: blob: 'unsafe-inline' 'unsafe-eval'; form-action 'none'; "
+                               "frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+}  # fmt: skip
+
+
+def _send(served: artifacts.Served, download: str | None = None) -> Response:
+    headers = dict(FILE_HEADERS)
+    if download:
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download)}"
+    if served.path is not None:
+        return FileResponse(served.path, media_type=served.media_type, headers=headers)
+    return Response(served.content, media_type=served.media_type, headers=headers)
+
+
+@router.get("/files/reports/{path:path}")
+def report_file(request: Request, user: Reader, path: str) -> Response:
+    """A file under ``<lake>/reports/`` (a folder: its index.html)."""
+    try:
+        served = artifacts.read_report(path)
+    except artifacts.NotServed:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {path!r} under <lake>/reports/") from None
+    if served.name == "index.html" and path and not path.endswith(("/", "index.html")):
+        # A folder: its page's relative links resolve against the folder.
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/files/reports/{path}/")
+    return _send(served)
+
+
+@router.get("/quality/{check_run_id}/anomalies-full.{fmt}")
+def full_anomalies(user: Reader, check_run_id: int, fmt: str) -> Response:
+    """The full anomaly list of a quality check run, from the data owner's zone: only to a
+    user allowed to see that zone (``auth.may_see_owner_zone``); each read is audited."""
+    if fmt not in artifacts.FULL_FORMATS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"format {fmt!r}: one of {', '.join(artifacts.FULL_FORMATS)}")
+    signing.signing_key(signing.AUDIT_CHAIN)  # no audit key, no read
+    with engine().begin() as conn:
+        found = artifacts.full_list(conn, check_run_id)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"quality check run {check_run_id}: no full anomaly list "
+                                                           "in this lake's owner zone")  # fmt: skip
+        why = may_see_owner_zone(conn, user, found.department, found.dataset)
+        if why is None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"{user_name(user)} may not see the data owner's zone of {found.department}: the full "
+                                f"anomaly list needs a live access grant on {found.dataset} or the admin role; the "
+                                "masked list is beside the quality report")  # fmt: skip
+        try:
+            served = artifacts.read(found.folder, f"anomalies.{fmt}")
+        except artifacts.NotServed:
+            missing = f"quality check run {check_run_id}: {found.folder}/anomalies.{fmt} is missing"
+            raise HTTPException(status.HTTP_404_NOT_FOUND, missing) from None
+        _audit(conn, user, "anomalies.full", {"check_run_id": check_run_id, "department": found.department,
+                                              "dataset": found.dataset, "format": fmt, "allowed_by": why})  # fmt: skip
+    if why.startswith("grant "):  # the grant was used: the security assessment judges stale access by it
+        from govops.security.assessment import record_access
+
+        record_access(engine(), user_name(user), found.dataset)
+    return _send(served, download=f"anomalies_full_{check_run_id}.{fmt}")
 
 
 @router.get("/metrics")

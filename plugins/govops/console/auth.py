@@ -8,6 +8,9 @@ With the simple auth manager, the role is the user's (``viewer`` < ``user`` < ``
 ``admin``) and :data:`MINIMUM_ROLE` says which role an action needs. With any other auth
 manager, an action is the custom view ``govops.<action>`` with method ``POST``, granted
 through that manager (for FAB: a permission given to a role).
+
+The full anomaly list of a quality check (the records in clear) lies in the data owner's
+zone; :func:`may_see_owner_zone` says who may read it from the console.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy import Connection, text
 
 # What changes money or the record needs more than reading it.
 MINIMUM_ROLE = {
@@ -74,3 +78,27 @@ def allowed_to(action: str) -> Callable[..., BaseUser]:
         return user
 
     return check
+
+
+def may_see_owner_zone(conn: Connection, user: BaseUser, department: str, dataset: str) -> str | None:
+    """Why ``user`` may read the full anomaly list of ``department``'s zone for a check of
+    ``dataset``, or None. Two ways: a live grant in the security services' access register
+    (``govops.security_access_grant``) for the user's name on ``dataset``, the records the
+    list repeats in clear (``grant <id>``); or the auth manager's word: with the simple auth
+    manager the ``admin`` role (the services' custodian), otherwise the custom view
+    ``govops.owner_zone.<department>`` with method ``GET``."""
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    grant = conn.execute(
+        text("""SELECT id FROM govops.security_access_grant
+                 WHERE principal = :p AND dataset = :d AND revoked_at IS NULL ORDER BY id LIMIT 1"""),
+        {"p": user_name(user), "d": dataset},
+    ).scalar()
+    if grant is not None:
+        return f"grant {grant}"
+    manager: Any = get_auth_manager()
+    if isinstance(manager, SimpleAuthManager):
+        return "role admin" if (getattr(user, "role", None) or "").lower() == "admin" else None
+    resource = f"govops.owner_zone.{department}"
+    return f"view {resource}" if manager.is_authorized_custom_view(method="GET", resource_name=resource,
+                                                                   user=user) else None  # fmt: skip
