@@ -32,3 +32,28 @@ def svg_markup(figure: Any) -> str:
     plt.close(figure)
     svg = buffer.getvalue()
     return svg[svg.index("<svg") :]
+
+
+def plotly_js_name() -> str:
+    """The file name of the bundled chart library, versioned so a page never runs another
+    release's copy."""
+    import plotly
+
+    return f"plotly-{plotly.__version__}.min.js"
+
+
+def plotly_js() -> str:
+    """Plotly's JavaScript as the plotly wheel ships it: pages load it from a file next to
+    them, never from a CDN."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def plotly_markup(figure: Any, div_id: str, config: dict[str, Any] | None = None) -> str:
+    """A ``<div>`` and the inline script that draws ``figure`` into it, with the Plotly the
+    page loads once (``<script src=plotly_js_name()>``); no logo link to plotly.com."""
+    import plotly.io as pio
+
+    settings = {"displaylogo": False, "responsive": True, **(config or {})}
+    return pio.to_html(figure, full_html=False, include_plotlyjs=False, div_id=div_id, config=settings)

@@ -92,9 +92,10 @@ def render_html(spec: AnalyticsSpec, results: Mapping[str, list[dict[str, Any]]]
     )
 
 
-def page(title: str, body: str, style: str = "") -> str:
-    """A self-contained HTML page: no script, nothing loaded from elsewhere."""
-    return f"""<!doctype html><html lang=zh-CN><head><meta charset=utf-8><title>{html.escape(title)}</title>
+def page(title: str, body: str, style: str = "", head: str = "") -> str:
+    """An HTML page that loads nothing from elsewhere; ``head``: what a page with scripts
+    loads (a dashboard's chart library, by a relative name)."""
+    return f"""<!doctype html><html lang=zh-CN><head><meta charset=utf-8><title>{html.escape(title)}</title>{head}
 <style>body{{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;margin:2em;color:#222;
 max-width:1100px}} table{{border-collapse:collapse;margin:.5em 0 2em}} td,th{{padding:3px 10px;
 border-bottom:1px solid #ddd;text-align:left}} figure.chart svg{{max-width:100%;height:auto}}{style}</style></head>
