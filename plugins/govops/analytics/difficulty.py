@@ -9,6 +9,14 @@
   counts 1 (a theme domain shown on two big screens counts once); each module of a medium
   or small screen counts the spec's module_factor (0.1 to 0.2).
 
+- Analyses (14) are capped per work order and library: 在单个专项任务中…每个库中的数据融合加工程序
+  个数最多记录20个（包括20）；低于20个…按实结算. A special task (专项任务) is read as one work order
+  (工单: one requirement, priced at one difficulty) and a library (库) as the database whose
+  data the analysis processes: the spec's ``library``, else the data domain (数据领域) of its
+  first input (e.g. 人口). The first ``PROGRAM_CAP`` analyses delivered against a work order
+  in one library are billed; later ones are recorded as ``over_cap`` and billed nothing
+  (govops.analytics.runs), so settlement bills min(n, 20) per library.
+
 Settlement prices a work order at tiered(quantity) x the work order's difficulty, so each
 line below goes to a work order whose difficulty must equal the line's (checked before a
 run, ``DIFFICULTY_MISMATCH``).
@@ -25,6 +33,7 @@ ITEMS = {"analysis": "14", "report": "15", "fusion_model": "16", "mining_model":
 UNITS = {"analysis": "analysis", "report": "report", "fusion_model": "model", "mining_model": "model",
          "dashboard": "theme_domain"}  # fmt: skip
 MAX_DIFFICULTY = {"analysis": 3, "report": 5, "fusion_model": 3, "mining_model": 3}
+PROGRAM_CAP = 20  # analyses billed per work order and library (item 14)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,12 @@ runs of the same deliverable are corrections and additions (同一个统计任�
 A report's manual refresh (``manual_refresh``) is billed once per run against the refresh
 work order, at difficulty x factor; it needs the delivery first. Another work order for the
 same spec is a new requirement and a new deliverable.
+
+**At most 20 analyses per work order and library** (item 14, govops.analytics.difficulty):
+an analysis's first run bills it only while fewer than ``PROGRAM_CAP`` analyses of its
+library (``AnalyticsSpec.library_name``) have been billed against the work order; past
+that it is recorded with ``billing = over_cap`` and no ledger row, and its later runs stay
+unbilled (the ledger's rows never change, so the count never falls).
 """
 
 from __future__ import annotations
@@ -105,6 +111,20 @@ def _delivery(conn: Connection, spec: AnalyticsSpec, work_order: str) -> Any:
     ).all()  # fmt: skip
 
 
+def _library_full(conn: Connection, spec: AnalyticsSpec, work_order: str) -> bool:
+    """Whether the work order has billed PROGRAM_CAP analyses of the spec's library already;
+    serialised per work order and library, so two first runs never both take the 20th place."""
+    library = spec.library_name
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"analytics-cap|{work_order}|{library}"})
+    billed = conn.execute(
+        text("""SELECT count(DISTINCT dag_id) FROM govops.usage_event
+                 WHERE work_order_id = :wo AND service_item_code = :item AND task_id = :task
+                   AND attributes ->> 'library' = :library"""),
+        {"wo": work_order, "item": dif.ITEMS["analysis"], "task": DELIVER_TASK, "library": library},
+    ).scalar_one()  # fmt: skip
+    return int(billed) >= dif.PROGRAM_CAP
+
+
 def meter(
     conn: Connection,
     spec: AnalyticsSpec,
@@ -125,11 +145,16 @@ def meter(
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{spec.dag_id}|{work_order}"})
     delivered = _delivery(conn, spec, work_order)
     first_run = delivered[0].attributes.get("first_run_id") if delivered else None
-    attributes = {"kind": spec.kind, "domains": spec.domains, "spec_sha256": spec_sha256(spec)}
+    attributes: dict[str, Any] = {"kind": spec.kind, "domains": spec.domains, "spec_sha256": spec_sha256(spec)}
+    if spec.kind == "analysis":
+        attributes["library"] = spec.library_name
     if manual_refresh:
         if not delivered:
             raise AnalyticsError(f"{spec.name}: work order {work_order} has no delivery yet; a refresh follows one")
         task, billing = TaskRef(spec.dag_id, run_id, "commit", -1, try_number), "manual_refresh"
+    elif not delivered and spec.kind == "analysis" and _library_full(conn, spec, work_order):
+        return {"billing": "over_cap", "delivery_run_id": None, "usage_event_ids": [], "difficulty": None,
+                "billed_work_order_id": None}  # fmt: skip
     elif not delivered or first_run == run_id:
         task, billing = TaskRef(spec.dag_id, deliverable_run_id(work_order), DELIVER_TASK, -1, try_number), "delivery"
         attributes["first_run_id"] = first_run or run_id

@@ -216,6 +216,7 @@ class AnalyticsSpec(_Strict):
     screens: list[Screen] = []  # dashboards
     module_factor: Annotated[Decimal, Field(ge=Decimal("0.1"), le=Decimal("0.2"))] | None = None
     module_work_order: str | None = None  # dashboards with medium / small screens
+    library: str | None = None  # analyses: the 库 whose programs count towards the cap of 20 (default: first domain)
     owner: str = "govops"
 
     @field_validator("name")
@@ -262,6 +263,8 @@ class AnalyticsSpec(_Strict):
                 raise ValueError(f"screens show outputs {unknown} the spec does not declare")
         elif self.screens or self.module_factor is not None or self.module_work_order:
             raise ValueError("screens, module_factor and module_work_order are only used by kind dashboard")
+        if self.library is not None and self.kind != "analysis":
+            raise ValueError("library is only used by kind analysis (the cap of 20 programs per library, item 14)")
         return self
 
     def _check_model(self) -> list[str]:
@@ -305,6 +308,11 @@ class AnalyticsSpec(_Strict):
     def domains(self) -> list[str]:
         """The distinct data domains (数据领域) of the inputs, in order of first use."""
         return list(dict.fromkeys(i.domain for i in self.inputs.values()))
+
+    @property
+    def library_name(self) -> str:
+        """The library (库) of an analysis: ``library``, else the data domain of its first input."""
+        return self.library or self.domains[0]
 
     @property
     def dag_id(self) -> str:
