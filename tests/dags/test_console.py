@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote_plus, urlparse
 
 import httpx
@@ -422,6 +423,9 @@ def test_assign_accept_settle_verify_export_close_and_event_orders(server: Serve
         assert reason in unquote_plus(browser_like.headers["location"])
         unassigned = op.get("/govops/unassigned.json").json()["rows"]
         assert [r["service_item_code"] for r in unassigned] == ["06"]
+        scraped = viewer.get("/govops/metrics").text  # the metrics' queue: the rollup less the assigned event
+        assert 'govops_unassigned_usage_quantity{service_item="06",unit="record"} 7000.0' in scraped
+        assert 'govops_unassigned_usage_quantity{service_item="01"' not in scraped
         # The usage page moves the assigned event from the queue to its work order.
         by = {"by": ["item", "work_order"]}
         usage = viewer.get("/govops/usage.json", params=by).json()["rows"]
@@ -575,3 +579,90 @@ def test_the_pages_inside_the_airflow_ui_in_chromium(server: Server, tmp_path: P
                and urlparse(u).hostname != host]  # fmt: skip
     assert leaving == [] and traffic.blocked == []
     assert any("/govops/statements/" in u for u in traffic.requests)
+
+
+_LEDGER_SUMS = """SELECT period, service_item_code, unit, work_order_id, department, count(*), sum(quantity),
+                         coalesce(sum(records), 0), count(records)
+                    FROM govops.usage_event GROUP BY 1, 2, 3, 4, 5"""
+_ROLLUP = """SELECT period, service_item_code, unit, work_order_id, department, events, quantity, records,
+                    records_events FROM govops.usage_rollup"""
+
+
+def test_the_usage_rollup_the_pages_and_metrics_read_stays_equal_to_the_ledger() -> None:
+    """Every way rows reach the ledger (record_usage batches and their replays, concurrent
+    writers, a plain INSERT, COPY) moves the rollup with them in the same transaction, a
+    rolled-back insert leaves it as it was, and it refuses every other write."""
+    import threading
+
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    from govops.console import queries
+
+    gen = own_ledger()
+    e = next(gen)
+    try:
+        for wo, item in (("WO-R-01", "01"), ("WO-R-02", "01")):
+            ensure_demo_work_order(e, wo, item, on=date(2026, 11, 1))
+
+        def events(run: str, n: int) -> list[UsageEvent]:
+            return [UsageEvent(task=TaskRef("rollup", run, "t", i), service_item_code="01", unit="record",
+                               quantity=7 * i, work_order_id=(None, "WO-R-01", "WO-R-02")[i % 3],
+                               event_time=datetime(2026, 10 + i % 2, 5, tzinfo=UTC),
+                               records=None if i % 5 == 0 else i, department=(None, "区民政局")[i % 2])
+                    for i in range(n)]  # fmt: skip
+
+        record_usage(e, events("a", 120))
+        record_usage(e, events("a", 200))  # a replay: only the 80 new rows are added
+        writers = [threading.Thread(target=record_usage, args=(e, events(f"w{k}", 300))) for k in range(4)]
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join()
+        with e.begin() as conn:
+            conn.execute(text("""INSERT INTO govops.usage_event (service_item_code, quantity, unit, records,
+                                     work_order_id, period, dag_id, run_id, task_id, map_index, event_time)
+                                 SELECT '01', g, 'record', NULL, 'WO-R-02', DATE '2026-11-01', 'rollup', 'sql',
+                                        't', g, TIMESTAMPTZ '2026-11-02 10:00+08'
+                                   FROM generate_series(1, 500) g"""))  # fmt: skip
+        copy = """COPY govops.usage_event (service_item_code, quantity, unit, records, work_order_id, department,
+                      period, dag_id, run_id, task_id, map_index, event_time) FROM STDIN"""
+        with psycopg.connect(e.url.render_as_string(hide_password=False)) as raw, raw.cursor() as cur, \
+                cur.copy(copy) as cp:  # fmt: skip
+            for i in range(1000):
+                cp.write_row(("01", i, "record", i, None, "区民政局", date(2026, 11, 1), "rollup", "copy", "t", i,
+                              datetime(2026, 11, 3, tzinfo=UTC)))  # fmt: skip
+        with contextlib.suppress(RuntimeError), e.begin() as conn:  # rolled back: no trace in either
+            record = (
+                "INSERT INTO govops.usage_event (service_item_code, quantity, unit, period, dag_id, run_id, "
+                "task_id, event_time) VALUES ('01', 99, 'record', DATE '2026-11-01', 'x', 'y', 'z', now())"
+            )
+            conn.execute(text(record))
+            raise RuntimeError("rolled back")
+
+        with e.connect() as conn:
+            ledger = sorted(map(tuple, conn.execute(text(_LEDGER_SUMS)).all()), key=str)
+            rollup = sorted(map(tuple, conn.execute(text(_ROLLUP)).all()), key=str)
+            assert conn.execute(text("SELECT count(*) FROM govops.usage_event")).scalar() == 200 + 1200 + 500 + 1000
+            assert rollup == ledger and len(rollup) == 7
+            # The usage page's figures: through the rollup, and straight from the ledger (a run filter).
+            everything = queries.usage_summary(conn, queries.UsageFilter())
+            runs = ("a", "w0", "w1", "w2", "w3", "sql", "copy")
+            by_run = [r for run in runs for r in queries.usage_summary(conn, queries.UsageFilter(run_id=run))]
+            merged: dict[tuple[Any, ...], list[int]] = {}
+            for r in by_run:
+                key = (r["period"], r["item"], r["work_order"], r["department"], r["unit"])
+                current = merged.setdefault(key, [0, 0, 0])
+                current[0] += r["quantity"]
+                current[1] += r["records"] or 0
+                current[2] += r["events"]
+            assert {(r["period"], r["item"], r["work_order"], r["department"], r["unit"]):
+                    [r["quantity"], r["records"] or 0, r["events"]] for r in everything} == merged  # fmt: skip
+        for refused in ("UPDATE govops.usage_rollup SET events = 0", "DELETE FROM govops.usage_rollup",
+                        "TRUNCATE govops.usage_rollup",
+                        "INSERT INTO govops.usage_rollup VALUES (DATE '2026-11-01', '01', 'record', NULL, NULL, 1, 1, "
+                        "0, 0)"):  # fmt: skip
+            with pytest.raises(DBAPIError, match=r"usage_rollup|truncate"), e.begin() as conn:
+                conn.execute(text(refused))
+    finally:
+        next(gen, None)

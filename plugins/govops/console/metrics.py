@@ -1,6 +1,7 @@
 """The console's Prometheus text endpoint (``/govops/metrics``): what monitoring systems
-scrape, computed at each scrape from the ledger and from Airflow's metadata database (the
-api-server's own; this code runs only there, never in a task)."""
+scrape, computed at each scrape from the ledger (its usage from ``govops.usage_rollup``,
+which the database keeps equal to the ledger, migration 0019) and from Airflow's metadata
+database (the api-server's own; this code runs only there, never in a task)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,24 @@ from sqlalchemy import Connection, text
 
 from govops.ops.event_orders import OPEN, URGENCIES
 
+# The unassigned queue (govops.unassigned_usage_v1): the rollup's usage metered with no work
+# order, less the (few) events an assignment moved since.
+_UNASSIGNED = """SELECT service_item_code, unit, sum(n) AS n, sum(q) AS q FROM (
+                     SELECT service_item_code, unit, events AS n, quantity AS q FROM govops.usage_rollup
+                      WHERE work_order_id IS NULL
+                     UNION ALL
+                     SELECT e.service_item_code, e.unit, -1, -e.quantity FROM govops.usage_assignment a
+                       JOIN govops.usage_event e ON e.id = a.usage_event_id WHERE e.work_order_id IS NULL) u
+                  GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2"""
+
 
 def _usage(conn: Connection) -> list[GaugeMetricFamily]:
     rows_ = GaugeMetricFamily("govops_usage_rows", "Usage ledger rows per service item, unit and period (month)",
                               labels=["service_item", "unit", "period"])  # fmt: skip
     quantity = GaugeMetricFamily("govops_usage_quantity", "Metered quantity in base units per service item, unit "
                                  "and period (month)", labels=["service_item", "unit", "period"])  # fmt: skip
-    for r in conn.execute(text("""SELECT service_item_code, unit, period, count(*) AS n, sum(quantity) AS q
-                                    FROM govops.usage_event GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""")):  # fmt: skip
+    for r in conn.execute(text("""SELECT service_item_code, unit, period, sum(events) AS n, sum(quantity) AS q
+                                    FROM govops.usage_rollup GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""")):  # fmt: skip
         labels = [r.service_item_code, r.unit, r.period.strftime("%Y-%m")]
         rows_.add_metric(labels, int(r.n))
         quantity.add_metric(labels, int(r.q))
@@ -28,8 +39,7 @@ def _usage(conn: Connection) -> list[GaugeMetricFamily]:
                                         "(the unassigned queue)", labels=["service_item", "unit"])  # fmt: skip
     unassigned = GaugeMetricFamily("govops_unassigned_usage_quantity", "Quantity in the unassigned queue, base units",
                                    labels=["service_item", "unit"])  # fmt: skip
-    for r in conn.execute(text("""SELECT service_item_code, unit, count(*) AS n, sum(quantity) AS q
-                                    FROM govops.unassigned_usage_v1 GROUP BY 1, 2 ORDER BY 1, 2""")):  # fmt: skip
+    for r in conn.execute(text(_UNASSIGNED)):
         unassigned_rows.add_metric([r.service_item_code, r.unit], int(r.n))
         unassigned.add_metric([r.service_item_code, r.unit], int(r.q))
     return [rows_, quantity, unassigned_rows, unassigned]

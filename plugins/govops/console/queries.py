@@ -27,6 +27,9 @@ DIMENSIONS = ("period", "item", "work_order", "department")
 DEFAULT_BY = ("period", "item")  # the page's first view; work orders and departments on request
 _WO = "coalesce(e.work_order_id, a.work_order_id)"
 _FROM = "govops.usage_event e LEFT JOIN govops.usage_assignment a ON a.usage_event_id = e.id"
+# The same sums over govops.usage_rollup (records: NULL where no event had any, as sum() is).
+ROLLUP_SUMS = ("sum(e.quantity)::bigint AS quantity, sum(e.records) FILTER (WHERE e.records_events > 0)::bigint "
+               "AS records, sum(e.events)::bigint AS events")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,8 @@ class UsageFilter:
             if value is not None:
                 clauses.append(f"{column} = :{name}")
                 params[name] = value
-        if work_order and self.work_order == UNASSIGNED:
-            clauses.append(f"{_WO} IS NULL")
+        if work_order and self.work_order == UNASSIGNED:  # spelled out: the partial index on unassigned ids
+            clauses.append("e.work_order_id IS NULL AND a.work_order_id IS NULL")
         elif work_order and self.work_order is not None:
             clauses.append(f"{_WO} = :work_order")
             params["work_order"] = self.work_order
@@ -75,7 +78,9 @@ def usage_summary(conn: Connection, f: UsageFilter, by: tuple[str, ...] = DIMENS
 
     Two passes, so the million-row ledger is grouped without a join: the ledger on its own
     work order, then the (few) assigned events moved from the unassigned group to their
-    work order's."""
+    work order's. The first pass reads ``govops.usage_rollup`` (the ledger summed by the
+    database in each insert's transaction, migration 0019) unless a run or task is asked
+    for."""
     dims = [d for d in DIMENSIONS if d in by]
     columns = {"period": "e.period", "item": "e.service_item_code", "work_order": "e.work_order_id",
                "department": "e.department"}  # fmt: skip
@@ -83,9 +88,11 @@ def usage_summary(conn: Connection, f: UsageFilter, by: tuple[str, ...] = DIMENS
     where, params = f.where(work_order=False)
     own = {UNASSIGNED: " AND e.work_order_id IS NULL", None: ""}.get(f.work_order, " AND e.work_order_id = :wo")
     sums = "sum(e.quantity)::bigint AS quantity, sum(e.records)::bigint AS records, count(*) AS events"
+    by_run = f.dag_id is not None or f.run_id is not None or f.task_id is not None
+    source, first = ("govops.usage_event", sums) if by_run else ("govops.usage_rollup", ROLLUP_SUMS)
     group = ", ".join(keys)
     groups: dict[tuple[Any, ...], list[Any]] = {}
-    for r in conn.execute(text(f"SELECT {group}, {sums} FROM govops.usage_event e WHERE {where}{own} GROUP BY {group}"),
+    for r in conn.execute(text(f"SELECT {group}, {first} FROM {source} e WHERE {where}{own} GROUP BY {group}"),
                           {**params, "wo": f.work_order}):  # fmt: skip
         groups[tuple(r[: len(keys)])] = [int(r.quantity), r.records, int(r.events)]
     moved = [*keys, "a.work_order_id AS assigned_to"]
