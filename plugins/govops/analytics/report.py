@@ -5,15 +5,21 @@ spec's Chinese titles and headers in every format.
 - ``report.html``: one self-contained page (charts as inline SVG, no script, nothing loaded
   from elsewhere), a section per output with its chart and its table;
 - ``report.xlsx``: one sheet per output (openpyxl), headers in Chinese;
-- ``<output>.csv``: UTF-8 with a BOM, so Excel opens Chinese correctly.
-No PDF: no well-kept Python library here renders Chinese into a PDF without a CJK font
-installed on the machine.
+- ``<output>.csv``: UTF-8 with a BOM, so Excel opens Chinese correctly;
+- ``report.pdf``: the title, the run's details, the data sources and each output's table
+  (no charts), drawn by fpdf2 with a CJK font embedded (subset). The font is
+  ``GOVOPS_CJK_FONT`` (a .ttf, .otf or .ttc file; of a collection the first face), else the
+  first of ``CJK_FONTS`` on the machine (Debian's fonts-wqy-microhei, fonts-noto-cjk, …).
+  With no font, or one that lacks a glyph of the report's text, the PDF is skipped with a
+  logged reason (never a PDF with empty boxes); the other files are delivered as usual.
 """
 
 from __future__ import annotations
 
 import csv
 import html
+import logging
+import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping
@@ -23,6 +29,15 @@ from typing import Any
 
 from govops.analytics import difficulty as dif
 from govops.analytics.spec import AnalyticsSpec, Output
+
+log = logging.getLogger(__name__)
+CJK_FONT_ENV = "GOVOPS_CJK_FONT"
+CJK_FONTS = (  # Debian / Ubuntu packages, in order of preference
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+)
 
 
 def chart_svg(output: Output, rows: list[dict[str, Any]]) -> str:
@@ -143,6 +158,91 @@ def write_csv(path: Path, output: Output, rows: list[dict[str, Any]]) -> None:
         writer.writerows([row[c] for c in output.columns] for row in rows)
 
 
+def cjk_font() -> Path | None:
+    """The font of the PDF: GOVOPS_CJK_FONT, else the first of CJK_FONTS that exists."""
+    configured = os.environ.get(CJK_FONT_ENV)
+    if configured:
+        return Path(configured)
+    return next((Path(p) for p in CJK_FONTS if Path(p).is_file()), None)
+
+
+def _missing_glyphs(font: Path, text: str) -> list[str]:
+    from fontTools.ttLib import TTFont
+
+    with TTFont(font, fontNumber=0, lazy=True) as face:
+        cmap = face.getBestCmap() or {}
+    return sorted({c for c in text if not c.isspace() and ord(c) not in cmap})
+
+
+def _version(source: Mapping[str, Any]) -> str:
+    """The run that published an input (its commit marker's run id), or ''."""
+    run = (source.get("version") or {}).get("run")
+    return str(run.get("run_id", "")) if isinstance(run, dict) else str(run or "")
+
+
+def _pdf_blocks(spec: AnalyticsSpec, results: Mapping[str, list[dict[str, Any]]], manifest: Mapping[str, Any],
+                run_id: str) -> list[tuple[str, Any]]:  # fmt: skip
+    """The PDF's content as (kind, value): every string it draws, so the font can be checked
+    for each character before anything is drawn."""
+    order = manifest["run"].get("work_order_id") or spec.work_order
+    blocks: list[tuple[str, Any]] = [
+        ("title", spec.title), ("text", spec.description),
+        ("text", f"需求部门 {spec.department} · 工单 {order} · 数据领域 {'、'.join(spec.domains)} · "
+                 f"难度系数 {dif.difficulty(spec)} · 运行 {run_id} · 生成时间 {manifest['finished_at']}"),
+        ("heading", "数据来源"),
+        ("table", [["数据集", "数据领域", "行数", "版本"]]
+         + [[i["dataset"], i["domain"], _cell(i["rows"]), _version(i)] for i in manifest["inputs"]]),
+    ]  # fmt: skip
+    for name, out in spec.outputs.items():
+        blocks.append(("heading", out.title))
+        blocks.append(("table", [list(out.columns.values())] + [[_cell(r[c]) for c in out.columns]
+                                                                 for r in results[name]]))  # fmt: skip
+    return blocks
+
+
+def write_pdf(path: Path, spec: AnalyticsSpec, results: Mapping[str, list[dict[str, Any]]],
+              manifest: Mapping[str, Any], run_id: str) -> str | None:  # fmt: skip
+    """Write the report as PDF with the CJK font embedded; None (and a logged reason, nothing
+    written) when no font on the machine renders all of its text."""
+    from fpdf import FPDF
+    from fpdf.fonts import FontFace
+
+    font = cjk_font()
+    if font is None or not font.is_file():
+        why = (f"{CJK_FONT_ENV}={font} is not a file" if font else
+               f"no CJK font: set {CJK_FONT_ENV} to a .ttf/.otf/.ttc file, or install fonts-wqy-microhei")  # fmt: skip
+        log.warning("%s: report.pdf skipped: %s", spec.name, why)
+        return None
+    blocks = _pdf_blocks(spec, results, manifest, run_id)
+    text = "".join(str(v) for kind, v in blocks if kind != "table")
+    text += "".join(cell for kind, v in blocks if kind == "table" for row in v for cell in row)
+    missing = _missing_glyphs(font, text)
+    if missing:
+        log.warning("%s: report.pdf skipped: font %s has no glyph for %s", spec.name, font, "".join(missing[:20]))
+        return None
+    pdf = FPDF(orientation="landscape", format="A4")
+    pdf.set_title(spec.title)
+    pdf.set_creator("govops")
+    pdf.add_font("cjk", fname=str(font))
+    pdf.add_page()
+    sizes = {"title": 16, "heading": 12, "text": 9, "table": 8}
+    for kind, value in blocks:
+        pdf.set_font("cjk", size=sizes[kind])
+        if kind == "table":
+            with pdf.table(headings_style=FontFace(fill_color=(230, 236, 245)), text_align="LEFT",
+                           line_height=pdf.font_size * 1.6) as table:  # fmt: skip
+                for row in value:
+                    cells = table.row()
+                    for cell in row:
+                        cells.cell(cell)
+            pdf.ln(4)
+        elif value:
+            pdf.multi_cell(0, pdf.font_size * 1.6, str(value), new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(1 if kind == "text" else 2)
+    pdf.output(str(path))
+    return path.name
+
+
 def publish(lake_root: str, spec: AnalyticsSpec, run_id: str, write: Callable[[Path], list[str]]) -> dict[str, str]:
     """Run ``write`` in a local folder and copy what it wrote (file names it returns) to
     ``<lake>/reports/analytics/<spec>/<run>/``; the URI of each file by its name."""
@@ -170,8 +270,9 @@ def write_report(lake_root: str, spec: AnalyticsSpec, manifest: Mapping[str, Any
         write_xlsx(local / "report.xlsx", spec, results)
         for name, output in spec.outputs.items():
             write_csv(local / f"{name}.csv", output, results[name])
-        return ["report.html", "report.xlsx", *(f"{name}.csv" for name in spec.outputs)]
+        pdf = write_pdf(local / "report.pdf", spec, results, manifest, run_id)
+        return ["report.html", "report.xlsx", *(f"{name}.csv" for name in spec.outputs), *([pdf] if pdf else [])]
 
     written = publish(lake_root, spec, run_id, write)
-    return {{"report.html": "html", "report.xlsx": "xlsx"}.get(k) or f"csv_{k.removesuffix('.csv')}": v
-            for k, v in written.items()}  # fmt: skip
+    return {{"report.html": "html", "report.xlsx": "xlsx", "report.pdf": "pdf"}.get(k)
+            or f"csv_{k.removesuffix('.csv')}": v for k, v in written.items()}  # fmt: skip
