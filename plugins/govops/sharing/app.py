@@ -5,20 +5,33 @@ Every set serves ``/api/sets/<set>/``: ``sample.json`` and ``sample.xml`` (æ ·ä¾
 and ``rows.ndjson`` (streaming). ``/api/sets`` is the API list. Every call of a set, refused
 or answered, is recorded (govops.sharing.records) before its answer goes out. Errors are
 problem details (RFC 9457) naming the parameter; they never carry the server's internals.
+
+**The request path.** A set's interfaces are answered by :class:`SharingApp`, a thin ASGI
+layer in front of the FastAPI app (which still declares them, for ``/openapi.json`` and
+``/docs``): the checks, the answer's formatting and the wait for its call record run on the
+event loop; DuckDB runs in worker threads. Keyed lookups (``<key>=<value>``, nothing else
+but ``fields`` / ``sort`` / ``limit``) that arrive together of one set, version and column
+selection are answered by one query (``<key> IN (...)``) over the key's index (grouped
+lookups, as the records are grouped commits).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import queue
+import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -28,7 +41,7 @@ from govops.sharing import docs, formats
 from govops.sharing.callers import Caller, KeyStore, signed_message
 from govops.sharing.docs import INTERFACES
 from govops.sharing.limits import Limiter, tier
-from govops.sharing.query import ApiError, CursorCodec, Query, bad, count_sql, parse, select_sql
+from govops.sharing.query import ApiError, CursorCodec, Filter, Query, bad, count_sql, parse, select_sql
 from govops.sharing.records import CallRecord, Recorder
 from govops.sharing.spec import ApiSetSpec, LoadedSet, load_all
 from govops.sharing.versions import DatasetUnavailable, Version, VersionResolver
@@ -51,6 +64,8 @@ class ServerConfig:
     # the background) and queried there: a keyed lookup then reads no Parquet. 0: never.
     memory_rows: int = 10_000_000
     record_calls: bool = True  # False only in bench/sharing.py (the cost of records); serve has no switch
+    query_threads: int = 8  # DuckDB queries other than grouped lookups
+    lookup_threads: int = 2
     sets: dict[str, LoadedSet] = field(default_factory=dict)
     spec_errors: list[str] = field(default_factory=list)
 
@@ -70,6 +85,48 @@ def default_config() -> ServerConfig:
         key_cache_seconds=float(os.environ.get("GOVOPS_API_KEY_CACHE_SECONDS", "2")),
         memory_rows=int(os.environ.get("GOVOPS_API_MEMORY_ROWS", "10000000")),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a call's answer depends on from its HTTP request."""
+
+    method: str
+    path: str
+    query: str  # the query string as sent (a signature covers it)
+    headers: dict[str, str]  # lower-case names, the first of repeated ones
+
+    @classmethod
+    def of(cls, scope: dict[str, Any]) -> Call:
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        return cls(scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), headers)
+
+    def params(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query, keep_blank_values=True)  # as Starlette's request.query_params
+
+
+@dataclass
+class _Lookup:
+    spec: ApiSetSpec
+    query: Query
+    version: Version
+    future: asyncio.Future[Any]
+
+
+def _settle(future: asyncio.Future[Any], error: BaseException | None, result: Any = None) -> None:
+    """Resolve an event-loop future from another thread."""
+
+    def done() -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    future.get_loop().call_soon_threadsafe(done)
 
 
 class Server:
@@ -95,10 +152,14 @@ class Server:
         self._loading: set[str] = set()
         self._generations: dict[str, list[str]] = {}  # dataset -> version ids loaded, oldest first
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(config.query_threads, thread_name_prefix="query")
+        self._lookups: queue.Queue[_Lookup] = queue.Queue()
+        for i in range(config.lookup_threads):  # two: a group is queried while the next one gathers
+            threading.Thread(target=self._lookup_loop, name=f"lookups-{i}", daemon=True).start()
 
     # --- one call ---
 
-    def call(self, request: Request, set_name: str, resource: str, fmt: str) -> Response:
+    async def call(self, call: Call, set_name: str, resource: str, fmt: str) -> Response:
         started, now = time.perf_counter(), datetime.now(UTC)
         interface = INTERFACES.get((resource, fmt), f"{resource}_{fmt}"[:40])
         record = CallRecord(str(uuid.uuid4()), set_name[:100], interface, now, 0)
@@ -108,10 +169,13 @@ class Server:
             if loaded is None or (resource, fmt) not in INTERFACES:
                 raise ApiError(404, "NOT_FOUND", f"no interface {resource}.{fmt} of a set {set_name[:100]!r}")
             spec = loaded.spec
-            caller, approved = self._authenticate(request, now)
+            caller, approved = await self._authenticate(call, now)
             record.caller_id, record.key_id = caller.caller_id, caller.key_id
             self._authorize(spec, caller, approved)
-            decision = self.limiter.check(caller.caller_id, spec.set, tier(spec.sla, caller.roles), now)
+            sla = tier(spec.sla, caller.roles)
+            if not self.limiter.ready(caller.caller_id, spec.set, now):  # the month's count comes from the ledger
+                await asyncio.to_thread(self.limiter.load, caller.caller_id, spec.set, now)
+            decision = self.limiter.check(caller.caller_id, spec.set, sla, now)
             if not decision.allowed:
                 what = "monthly quota" if decision.reason == "quota" else "rate limit"
                 raise ApiError(
@@ -123,7 +187,7 @@ class Server:
                 )
             counted = caller
             version = self._version(spec)
-            params = list(request.query_params.multi_items())
+            params = call.params()
             if resource == "sample":
                 if params:
                     raise bad(params[0][0], "the sample interface takes no parameters")
@@ -135,25 +199,32 @@ class Server:
                               version=version)  # fmt: skip
             headers = {**decision.headers, "X-Request-Id": record.request_id, "X-Dataset-Version": version.version_id}
             if fmt in ("csv", "ndjson"):
-                return self._stream(spec, query, version, fmt, record, started, headers)
-            body, rows = self._page(spec, query, version, fmt, paged=resource == "rows")
-            record.status, record.rows, record.bytes = 200, rows, len(body)
+                return await asyncio.to_thread(self._stream, spec, query, version, fmt, record, started, headers)
+            if self._groupable(spec, query):
+                rows, used = await self._grouped(spec, query, version)
+            else:
+                rows, used = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self._page_rows, spec, query, version
+                )
+            body, n = self._page_body(spec, query, used, rows, fmt, paged=resource == "rows")
+            headers["X-Dataset-Version"] = used.version_id
+            record.status, record.rows, record.bytes = 200, n, len(body)
             record.latency_ms = (time.perf_counter() - started) * 1000
-            self.recorder.write(record)  # committed before the answer leaves
+            await self.recorder.commit(record)  # committed before the answer leaves
             return Response(body, 200, headers, media_type=MEDIA[fmt])
         except ApiError as exc:
             if counted is not None and exc.status != 429:
                 self.limiter.refund(counted.caller_id, set_name, now)
-            return self._refuse(exc, record, started, set_name)
+            return await self._refuse(exc, record, started, set_name)
         except Exception:
             log.exception("request %s failed", record.request_id)
             if counted is not None:
                 self.limiter.refund(counted.caller_id, set_name, now)
-            return self._refuse(ApiError(500, "INTERNAL_ERROR", "the server could not answer this request; quote "
-                                                                "its request id to the operator"),
-                                record, started, set_name)  # fmt: skip
+            return await self._refuse(ApiError(500, "INTERNAL_ERROR", "the server could not answer this request; "
+                                                                      "quote its request id to the operator"),
+                                      record, started, set_name)  # fmt: skip
 
-    def _refuse(self, exc: ApiError, record: CallRecord, started: float, set_name: str) -> Response:
+    async def _refuse(self, exc: ApiError, record: CallRecord, started: float, set_name: str) -> Response:
         body: dict[str, Any] = {"type": "about:blank", "title": exc.code, "status": exc.status, "detail": exc.detail,
                                 "request_id": record.request_id}  # fmt: skip
         if exc.parameter:
@@ -165,7 +236,7 @@ class Server:
         record.rows = 0
         record.latency_ms = (time.perf_counter() - started) * 1000
         try:
-            self.recorder.write(record)
+            await self.recorder.commit(record)
         except Exception:
             log.exception("call record of %s not written", record.request_id)
             return Response(status_code=503, headers={"X-Request-Id": record.request_id})
@@ -174,22 +245,30 @@ class Server:
             headers["WWW-Authenticate"] = 'Bearer realm="govops"'
         return Response(payload, exc.status, headers, media_type="application/problem+json")
 
-    def _authenticate(self, request: Request, now: datetime) -> tuple[Caller, frozenset[str]]:
-        h = request.headers
+    async def _authenticate(self, call: Call, now: datetime) -> tuple[Caller, frozenset[str]]:
+        h = call.headers
         result: tuple[Caller, frozenset[str]] | str
         if "x-app-key" in h:
-            message = signed_message(request.method, request.url.path, request.url.query, h.get("x-timestamp", ""))
-            result = self.keys.check_signature(h["x-app-key"], h.get("x-timestamp", ""), h.get("x-signature", ""),
-                                               message, now, self.config.signature_window)  # fmt: skip
+            key_id = h["x-app-key"][:64]
+            stamp, row = h.get("x-timestamp", ""), await self._key_row(key_id)
+            message = signed_message(call.method, call.path, call.query, stamp)
+            result = self.keys.check_signature(key_id, stamp, h.get("x-signature", ""), message, now,
+                                               self.config.signature_window, row)  # fmt: skip
         else:
             auth = h.get("authorization", "")
             presented = auth[7:].strip() if auth.lower().startswith("bearer ") else h.get("x-api-key", "")
             if not presented:
                 raise ApiError(401, "UNAUTHENTICATED", "an API key is required (Authorization: Bearer <key>)")
-            result = self.keys.check(presented, now)
+            result = self.keys.check(presented, now, await self._key_row(presented.partition(".")[0][:64]))
         if isinstance(result, str):
             raise ApiError(401, "UNAUTHENTICATED", result)
         return result
+
+    async def _key_row(self, key_id: str) -> dict[str, Any] | None:
+        if not key_id:
+            return None
+        fresh, row = self.keys.cached(key_id)
+        return row if fresh else await asyncio.to_thread(self.keys.fetch, key_id)
 
     @staticmethod
     def _authorize(spec: ApiSetSpec, caller: Caller, approved: frozenset[str]) -> None:
@@ -207,6 +286,63 @@ class Server:
         except DatasetUnavailable:
             raise ApiError(503, "SET_UNAVAILABLE", f"set {spec.set} has no published data at the moment",
                            None, {"Retry-After": "5"}) from None  # fmt: skip
+
+    # --- grouped keyed lookups ---
+
+    @staticmethod
+    def _groupable(spec: ApiSetSpec, query: Query) -> bool:
+        """A lookup by the set's key and nothing else (its rows do not depend on the others')."""
+        return (
+            len(query.filters) == 1
+            and query.filters[0].field == spec.key
+            and query.filters[0].op == "eq"
+            and spec.fields[spec.key].type in ("integer", "string")  # Python equality is DuckDB's
+            and query.after is None
+            and not query.total
+            and query.limit is not None
+        )
+
+    def _grouped(self, spec: ApiSetSpec, query: Query, version: Version) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._lookups.put(_Lookup(spec, query, version, future))
+        return future
+
+    def _lookup_loop(self) -> None:
+        while True:
+            first = self._lookups.get()
+            batch = [first]
+            while len(batch) < 256:
+                try:
+                    batch.append(self._lookups.get_nowait())
+                except queue.Empty:
+                    break
+            groups: dict[tuple[Any, ...], list[_Lookup]] = {}
+            for lookup in batch:
+                q = lookup.query
+                shape = (lookup.spec.set, lookup.version.version_id, tuple(q.fields), tuple(q.sort),
+                         frozenset(q.masked))  # fmt: skip
+                groups.setdefault(shape, []).append(lookup)
+            for group in groups.values():
+                self._answer_group(group)
+
+    def _answer_group(self, group: list[_Lookup]) -> None:
+        head = group[0]
+        spec, values = head.spec, list(dict.fromkeys(g.query.filters[0].value for g in group))
+        query = Query(head.query.fields, [Filter(spec.key, "in", values)], head.query.sort, None,
+                      masked=head.query.masked)  # fmt: skip
+        try:
+            cur, used = self._execute(spec, head.version, lambda s: select_sql(spec, query, s)[:2])
+            by_key: dict[Any, list[tuple[Any, ...]]] = {}
+            for row in cur.fetchall():  # in the query's order; the key is the last sort value
+                by_key.setdefault(row[-1], []).append(row)
+        except BaseException as exc:  # ApiError and the rest: every caller of the group gets it
+            for lookup in group:
+                _settle(lookup.future, exc)
+            return
+        for lookup in group:
+            assert lookup.query.limit is not None
+            rows = by_key.get(lookup.query.filters[0].value, [])[: lookup.query.limit + 1]
+            _settle(lookup.future, None, (rows, used))
 
     # --- DuckDB ---
 
@@ -237,6 +373,9 @@ class Server:
             if rows > self.config.memory_rows:
                 return  # stays in _loading: not tried again
             cur.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {source}", head)
+            # An index on the set's key: a keyed lookup reads one row, not a row group.
+            for key in sorted({s.spec.key for s in self.sets.values() if s.spec.dataset == version.dataset}):
+                cur.execute(f'CREATE INDEX IF NOT EXISTS "i_{version.version_id}_{key}" ON {table} ("{key}")')
         except duckdb.Error:  # e.g. the version was replaced while loading: its queries read its files
             log.warning("version %s of %s not loaded into memory", version.version_id, version.dataset)
             return  # stays in _loading: not tried again
@@ -292,13 +431,22 @@ class Server:
                 version = newer
         raise AssertionError("unreachable")
 
-    def _page(self, spec: ApiSetSpec, query: Query, version: Version, fmt: str, paged: bool) -> tuple[bytes, int]:
-        n_fields = len(query.fields)
+    def _page_rows(self, spec: ApiSetSpec, query: Query, version: Version) -> tuple[list[Any], Version]:
+        """The rows of a page (one more than the limit: is there a next page) and the version
+        they come from; with ``total`` that version's count too, as the last element."""
         if query.after is not None:  # a cursor pins the version it was issued for
             cur, used = self._execute_pinned(spec, version, lambda s: select_sql(spec, query, s)[:2])
         else:
             cur, used = self._execute(spec, version, lambda s: select_sql(spec, query, s)[:2])
         rows = cur.fetchall()
+        if query.total:
+            rows.append(self._execute_pinned(spec, used, lambda s: count_sql(query, s))[0].fetchone()[0])
+        return rows, used
+
+    def _page_body(self, spec: ApiSetSpec, query: Query, used: Version, rows: list[Any], fmt: str,
+                   paged: bool) -> tuple[bytes, int]:  # fmt: skip
+        n_fields = len(query.fields)
+        total = rows.pop() if query.total else None
         assert query.limit is not None
         more = len(rows) > query.limit
         rows = rows[: query.limit]
@@ -311,7 +459,7 @@ class Server:
                 else None
             )
             if query.total:
-                meta["total"] = self._execute_pinned(spec, used, lambda s: count_sql(query, s))[0].fetchone()[0]
+                meta["total"] = total
         out = [r[:n_fields] for r in rows]
         body = (
             formats.page_json(meta, query.fields, out) if fmt == "json" else formats.page_xml(meta, query.fields, out)
@@ -384,7 +532,29 @@ def _page(body: str) -> Response:
     return Response(body, 200, {"Content-Security-Policy": docs.CSP}, media_type="text/html; charset=utf-8")
 
 
-def create_app(config: ServerConfig | None = None) -> FastAPI:
+_INTERFACE = re.compile(r"/api/sets/([^/]{1,200})/([a-z]{1,20})\.([a-z]{1,20})")
+
+
+class SharingApp:
+    """The ASGI app: a set's interfaces (GET ``/api/sets/<set>/<resource>.<format>``) straight
+    to :meth:`Server.call`, everything else (the API list, ``/docs``, ``/openapi.json``) to
+    the FastAPI app, which declares the interfaces too (docs.add_routes)."""
+
+    def __init__(self, api: FastAPI, server: Server) -> None:
+        self.api, self.server = api, server
+        self.state = api.state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            found = _INTERFACE.fullmatch(scope["path"])
+            if found is not None:
+                response = await self.server.call(Call.of(scope), *found.groups())
+                await response(scope, receive, send)
+                return
+        await self.api(scope, receive, send)  # type: ignore[arg-type]
+
+
+def create_app(config: ServerConfig | None = None) -> SharingApp:
     """The app; the sets are read from ``config.apis_dir`` once, at start."""
     from contextlib import asynccontextmanager
 
@@ -418,11 +588,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             return JSONResponse({"detail": f"no set {set_name[:100]!r}"}, 404)
         return _page(docs.render_page(app.openapi(), [server.sets[set_name].spec]))
 
+    async def handler(request: Request, set_name: str, resource: str, fmt: str) -> Response:
+        return await server.call(Call.of(request.scope), set_name, resource, fmt)
+
     for spec in specs:
-        docs.add_routes(app, server.call, spec)
-
-    @app.get("/api/sets/{set_name}/{resource}.{fmt}", include_in_schema=False)
-    def other(request: Request, set_name: str, resource: str, fmt: str) -> Response:
-        return server.call(request, set_name, resource, fmt)
-
-    return app
+        docs.add_routes(app, handler, spec)
+    return SharingApp(app, server)

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,22 +113,31 @@ def decide(engine: Engine, application_id: int, approve: bool, by: str, days: in
             raise CallerError(f"application {application_id} does not exist or is not pending")
 
 
+_FETCH: Any = object()  # check(): fetch the key's row itself
+
+
 class KeyStore:
     """Checks keys against the ledger, with a short cache (``ttl`` seconds, 0: none) so
     every call does not cost a query; a revocation takes effect within ``ttl``."""
 
     def __init__(self, engine: Engine, ttl: float) -> None:
         self.engine, self.ttl = engine, ttl
-        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}  # key id -> (when fetched, row)
 
-    def _row(self, key_id: str) -> dict[str, Any] | None:
-        import time
-
+    def cached(self, key_id: str) -> tuple[bool, dict[str, Any] | None]:
+        """(whether the key's row is in the cache and fresh, that row)."""
         hit = self._cache.get(key_id)
         if hit and time.monotonic() - hit[0] < self.ttl:
-            return hit[1]
+            return True, hit[1]
+        return False, None
+
+    def fetch(self, key_id: str) -> dict[str, Any] | None:
+        """The key's row from the cache if fresh, else from the ledger."""
+        fresh, row = self.cached(key_id)
+        if fresh:
+            return row
         with self.engine.connect() as conn:
-            row = conn.execute(text(f"""
+            found = conn.execute(text(f"""
                 SELECT k.key_id, k.secret_sha256, k.master_version, k.expires_at, k.revoked_at, c.caller_id, c.name,
                        c.kind, c.roles, c.allowed_sets, c.disabled_at,
                        coalesce((SELECT array_agg(a.set_name) FROM {S}.api_application a
@@ -135,24 +145,31 @@ class KeyStore:
                                    AND (a.expires_at IS NULL OR a.expires_at > now())), '{{}}') AS approved
                 FROM {S}.api_key k JOIN {S}.api_caller c USING (caller_id) WHERE k.key_id = :k"""),
                 {"k": key_id}).mappings().first()  # fmt: skip
-        found = dict(row) if row else None
+        row = dict(found) if found else None
         if self.ttl > 0:
-            self._cache[key_id] = (time.monotonic(), found)
-        return found
+            self._cache[key_id] = (time.monotonic(), row)
+        return row
 
-    def check(self, presented: str, now: datetime) -> tuple[Caller, frozenset[str]] | str:
-        """(the caller, the sets it has approved applications for), or why the key is refused."""
+    def check(self, presented: str, now: datetime, row: Any = _FETCH) -> tuple[Caller, frozenset[str]] | str:
+        """(the caller, the sets it has approved applications for), or why the key is refused;
+        ``row``: the key's row if the caller fetched it already."""
         key_id, _, secret = presented.partition(".")
-        row = self._row(key_id) if key_id and secret and len(presented) < 200 else None
+        if not (key_id and secret and len(presented) < 200):
+            row = None
+        elif row is _FETCH:
+            row = self.fetch(key_id)
         if row is None or not hmac.compare_digest(row["secret_sha256"], secret_hash(secret)):
             return "the API key is not valid"
         return self._caller(row, now)
 
-    def check_signature(self, key_id: str, timestamp: str, signature: str, message: bytes,
-                        now: datetime, window: int) -> tuple[Caller, frozenset[str]] | str:  # fmt: skip
+    def check_signature(self, key_id: str, timestamp: str, signature: str, message: bytes, now: datetime,
+                        window: int, row: Any = _FETCH) -> tuple[Caller, frozenset[str]] | str:  # fmt: skip
         """appKey + timestamp + signature: HMAC-SHA256(secret, message) in hex, the
         timestamp (Unix seconds) within ``window`` seconds of the server's clock."""
-        row = self._row(key_id) if 0 < len(key_id) < 64 else None
+        if not 0 < len(key_id) < 64:
+            row = None
+        elif row is _FETCH:
+            row = self.fetch(key_id)
         if row is None:
             return "the appKey is not valid"
         try:

@@ -30,7 +30,7 @@ INTERFACES = {  # (resource, format) -> interface name in the call records
 }  # fmt: skip
 _TYPES = {"integer": ("integer", None), "number": ("number", None), "string": ("string", None),
           "date": ("string", "date"), "timestamp": ("string", "date-time"), "boolean": ("boolean", None)}  # fmt: skip
-Handler = Callable[[Any, str, str, str], Any]  # (request, set, resource, format) -> Response
+Handler = Callable[[Any, str, str, str], Any]  # async (request, set, resource, format) -> Response
 
 # No script, no remote anything: the page is readable offline and in a locked-down browser.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
@@ -80,10 +80,10 @@ def add_routes(app: Any, handler: Handler | None, spec: ApiSetSpec) -> None:
     """The set's six interfaces on ``app`` (a FastAPI app); ``handler`` None: documentation only."""
 
     def make(resource: str, fmt: str) -> Any:
-        def route(request: Request) -> Response:
+        async def route(request: Request) -> Response:
             if handler is None:
                 return Response(status_code=501)
-            return handler(request, spec.set, resource, fmt)  # type: ignore[no-any-return]
+            return await handler(request, spec.set, resource, fmt)  # type: ignore[no-any-return]
 
         route.__name__ = f"{spec.set}_{resource}_{fmt}"
         return route

@@ -38,27 +38,36 @@ class Limiter:
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # -> (tokens, at)
         self._used: dict[tuple[str, str, str], int] = {}  # (caller, set, month) -> answered calls
 
-    def _month_used(self, caller: str, set_name: str, month_start: datetime, month_end: datetime) -> int:
-        key = (caller, set_name, month_start.isoformat())
-        if key not in self._used:
-            with self.engine.connect() as conn:
-                count = conn.execute(
-                    text("""SELECT count(*) FROM govops.api_call WHERE caller_id = :c
-                                             AND set_name = :s AND status < 400 AND called_at >= :a
-                                             AND called_at < :b"""),
-                    {"c": caller, "s": set_name, "a": month_start, "b": month_end},
-                ).scalar_one()
-            self._used.setdefault(key, int(count))
-        return self._used[key]
-
-    def check(self, caller: str, set_name: str, sla: Sla, now: datetime) -> Decision:
-        """Take one token and one unit of quota, or say which is used up."""
+    @staticmethod
+    def _month(now: datetime) -> tuple[datetime, datetime, datetime]:
+        """(now, the month's start, the next month's start) in the contract's time zone."""
         from govops.ledger.usage import contract_timezone
 
         local = now.astimezone(contract_timezone())
         start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        end = (start + timedelta(days=32)).replace(day=1)
-        used = self._month_used(caller, set_name, start, end)
+        return local, start, (start + timedelta(days=32)).replace(day=1)
+
+    def ready(self, caller: str, set_name: str, now: datetime) -> bool:
+        """Whether the month's count of this caller and set is known (else :meth:`load` it)."""
+        return (caller, set_name, self._month(now)[1].isoformat()) in self._used
+
+    def load(self, caller: str, set_name: str, now: datetime) -> None:
+        """The month's answered calls so far, from the call records (a ledger query)."""
+        _, start, end = self._month(now)
+        with self.engine.connect() as conn:
+            count = conn.execute(
+                text("""SELECT count(*) FROM govops.api_call WHERE caller_id = :c AND set_name = :s
+                        AND status < 400 AND called_at >= :a AND called_at < :b"""),
+                {"c": caller, "s": set_name, "a": start, "b": end},
+            ).scalar_one()
+        with self._lock:
+            self._used.setdefault((caller, set_name, start.isoformat()), int(count))
+
+    def check(self, caller: str, set_name: str, sla: Sla, now: datetime) -> Decision:
+        """Take one token and one unit of quota, or say which is used up."""
+        local, start, end = self._month(now)
+        if not self.ready(caller, set_name, now):
+            self.load(caller, set_name, now)
         burst = float(sla.burst or max(1, math.ceil(sla.rate_per_second)))
         with self._lock:
             clock = time.monotonic()
@@ -98,9 +107,7 @@ class Limiter:
 
     def refund(self, caller: str, set_name: str, now: datetime) -> None:
         """A call that was allowed but not answered (a bad parameter) does not use quota."""
-        from govops.ledger.usage import contract_timezone
-
-        start = now.astimezone(contract_timezone()).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        start = self._month(now)[1]
         with self._lock:
             key = (caller, set_name, start.isoformat())
             if self._used.get(key, 0) > 0:

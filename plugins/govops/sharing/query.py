@@ -293,9 +293,9 @@ def _filter_sql(f: Filter, params: list[Any]) -> str:
     c = q(f.field)
     if f.op == "null":
         return f"{c} IS {'' if f.value else 'NOT '}NULL"
-    if f.op == "in":
-        params.append(f.value)
-        return f"list_contains(?, {c})"
+    if f.op == "in":  # a list of markers, not list_contains(?, c): an index on c can answer it
+        params.extend(f.value)
+        return f"{c} IN ({', '.join('?' * len(f.value))})"
     if f.op == "prefix":
         params.append(f.value)
         return f"starts_with({c}, ?)"
