@@ -93,6 +93,13 @@ def test_fusion_model_meets_its_floors_on_the_demo_register_and_meters_one_model
     parts = sum(float(i.weight) * (got[c].astype(float).fillna(0).clip(lower=0) / float(i.threshold)).clip(upper=1)
                 for c, i in model.indicators.items())  # fmt: skip
     assert (result["score"] - 100 * parts).abs().max() <= 0.005 + 1e-9
+    level = pd.Series("低风险", index=got.index)
+    level[result["score"] >= 20] = "中风险"
+    level[result["score"] >= 40] = "高风险"
+    level[got["failed_inspections"] >= 2] = "高风险"  # the rule wins over the score
+    assert (result["level"] == level).all()
+    assert (result["alert"] == level.isin(model.alert_levels).astype(int)).all()
+    assert result.loc[got["tax_drop"] >= 0.5, "reasons"].str.contains("纳税额同比降幅").all()
     test = result[result["split"] == "test"].join(got["penalized"].rename("y"))
     y, alert = test["y"], test["alert"]
     ranks = test["score"].rank(method="average")
@@ -106,9 +113,19 @@ def test_fusion_model_meets_its_floors_on_the_demo_register_and_meters_one_model
         assert value >= float(model.floors[name]) and evaluation[("metric", name)]["passed"] is True, name
     assert len(test) > 200 and p >= 20  # enough held-out rows and penalized enterprises to mean something
     assert evaluation[("method", "test_positives")]["value"] == p
+    assert all(evaluation[("scenario", x.title)]["passed"] for x in model.scenarios)
+    # The enterprises planted in trouble rank first (AUC of the score against the plant, all rows).
+    risky = result.index.isin(planted.risky)
+    ranks = result["score"].rank(method="average")
+    p, n = int(risky.sum()), int((~risky).sum())
+    assert (ranks[risky].sum() - p * (p + 1) / 2) / (p * n) >= 0.9
 
     folder = isolated_env / "reports/analytics" / FUSION.name / _safe(run.run_id)
-    assert "企业经营风险预警融合模型：模型设计文档" in (folder / "design.html").read_text(encoding="utf-8")
+    design = (folder / "design.html").read_text(encoding="utf-8")
+    assert "企业经营风险预警融合模型：模型设计文档" in design
+    for c, i in model.indicators.items():  # the indicator definitions, from the spec
+        assert f"<td>{c}</td><td>{i.title}</td><td>{i.definition}</td><td>{i.department}</td>" in design
+        assert f"<td>{i.weight}</td><td>{i.threshold}{i.unit}</td></tr>" in design
     assert "测试指标（留出数据）" in (folder / "test_report.html").read_text(encoding="utf-8")
     assert (isolated_env / "analytics" / FUSION.name / "result" / f"version={_safe(run.run_id)}").is_dir()
 
