@@ -38,6 +38,9 @@
 13. Application services: a grouped monthly analysis over N events (default 10,000,000),
    the project's DAG steps next to plain Spark SQL and DuckDB, and a dashboard page's size
    and load time (bench/analytics.py, its own ledger govops_bench_analytics).
+14. Console: the usage page, a statement page and the metrics endpoint over N usage events
+   (default 1,000,000) and 1,000 work orders, p50 / p95 over 20 requests (goals: pages under
+   300 ms, metrics under 200 ms; bench/console.py, its own ledger govops_bench_console).
 
 Uses its own ledger database (govops_bench) and lake (GOVOPS_HOME/bench-lake).
 """
@@ -228,9 +231,10 @@ def main() -> None:
     parser.add_argument("--ops-runs", type=int, default=10_000)
     parser.add_argument("--sharing-rows", type=int, default=10_000_000)
     parser.add_argument("--analytics-events", type=int, default=10_000_000)
+    parser.add_argument("--console-events", type=int, default=1_000_000)
     parser.add_argument(
         "--only", choices=("ledger", "pipeline", "settlement", "spatial", "stream", "extraction", "quality",
-                           "security", "ops_reports", "ops_health", "sharing", "analytics"), default=None,
+                           "security", "ops_reports", "ops_health", "sharing", "analytics", "console"), default=None,
     )  # fmt: skip
     args = parser.parse_args()
     url = fresh_ledger()
@@ -273,12 +277,15 @@ def main() -> None:
     if args.only in (None, "sharing"):
         from bench.sharing import bench_sharing
 
-        bench_sharing(fresh_ledger("govops_bench_sharing"), args.sharing_rows, clients=8, seconds=15,
-                      export_rows=2_000_000)
+        bench_sharing(fresh_ledger("govops_bench_sharing"), args.sharing_rows)
     if args.only in (None, "analytics"):
         from bench.analytics import bench_analytics
 
         bench_analytics(fresh_ledger("govops_bench_analytics"), args.analytics_events)
+    if args.only in (None, "console"):
+        from bench.console import bench_console
+
+        bench_console(fresh_ledger("govops_bench_console"), args.console_events)
 
 
 if __name__ == "__main__":

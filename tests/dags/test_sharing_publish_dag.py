@@ -18,7 +18,7 @@ from govops.settlement.workorders import ensure_demo_work_order
 from govops.sharing.sample import SAMPLE_DATASET, publish_table
 from govops.spark.manifest import _safe
 from tests.db import rows
-from tests.sharing.server import ApiServer, copy_sample_set
+from tests.sharing.server import ApiServer, catalog_entry, copy_sample_set
 from tests.sharing.test_api import legal_persons
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -38,6 +38,7 @@ def test_publish_registers_tests_and_meters_once(isolated_env: Path, ledger_url:
     publish_table(isolated_env.as_uri(), SAMPLE_DATASET, legal_persons(300))
     engine = create_engine(ledger_url)
     ensure_demo_work_order(engine, "WO-T-SHARING", "12", on=date(2026, 6, 1))
+    catalog_entry(engine, "raw/frontdb/market_regulation/legal_persons_incremental")
     engine.dispose()
     server = ApiServer(ledger_url, isolated_env, apis, tmp_path / "server.log")
     server.start()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import Engine, text
 
 from tests.servers import free_port
 
@@ -29,7 +30,8 @@ class ApiServer:
     def start(self) -> None:
         self.port = free_port()
         env = {**os.environ, "GOVOPS_DATABASE_URL": self.ledger_url, "GOVOPS_LAKE_ROOT": self.lake.as_uri(),
-               "GOVOPS_APIS_DIR": str(self.apis), "GOVOPS_API_KEY_CACHE_SECONDS": "0"}  # fmt: skip
+               "GOVOPS_APIS_DIR": str(self.apis), "GOVOPS_API_KEY_CACHE_SECONDS": "0",
+               "GOVOPS_API_STATE_SECONDS": "0"}  # fmt: skip
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "govops.sharing", "serve", "--port", str(self.port)],
                                          env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)  # fmt: skip
@@ -64,3 +66,14 @@ def copy_sample_set(apis: Path, **replace: str) -> None:
     for old, new in replace.items():
         text = text.replace(old, new)
     (apis / "legal_persons.yaml").write_text(text, encoding="utf-8")
+
+
+def catalog_entry(engine: Engine, dataset: str) -> None:
+    """A data catalog entry (as the collection pipelines write them) for a set's ``catalog``."""
+    with engine.begin() as conn:
+        conn.execute(text("""INSERT INTO govops.data_catalog (dataset, name, provider_department, source_system,
+                                 database_type, source_object, schema, update_frequency, share_type, open_type,
+                                 classification, pipeline, first_run_id)
+                             VALUES (:d, '法人登记信息', '区市场监管局', 'frontdb', 'PostgreSQL', 'legal_persons',
+                                     '[]', '每日', '无条件共享', '有条件开放', '基础', 'test', 'r0')
+                             ON CONFLICT (dataset) DO NOTHING"""), {"d": dataset})  # fmt: skip

@@ -1,7 +1,9 @@
 """python -m govops.sharing: the sharing API server, its callers and keys, its call records.
 
 serve [--host H] [--port P]          the API server (port: --port, else GOVOPS_API_PORT, else 8090)
-check                                validate include/apis/*.yaml (SPEC_INVALID names file and field)
+check                                validate include/apis/*.yaml (SPEC_INVALID names file and field),
+                                     and their catalog entries in the ledger (govops.data_catalog)
+set close SET --reason TEXT --by NAME   close a published set (410; the lists show it closed)
 caller add ID --name N --kind department|company|person --contact C [--role R ...] [--set S ...]
 key issue CALLER [--days N]          prints the key once (only its hash is stored)
 key revoke KEY_ID --reason TEXT
@@ -38,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--host", default=os.environ.get("GOVOPS_API_HOST", "127.0.0.1"))
     a.add_argument("--port", type=int, default=int(os.environ.get("GOVOPS_API_PORT", "8090")))
     top.add_parser("check")
+    a = top.add_parser("set").add_subparsers(dest="command", required=True).add_parser("close")
+    a.add_argument("set_name")
+    a.add_argument("--reason", required=True)
+    a.add_argument("--by", required=True)
     caller = top.add_parser("caller").add_subparsers(dest="command", required=True)
     a = caller.add_parser("add")
     a.add_argument("caller_id")
@@ -109,10 +115,17 @@ def _run(args: argparse.Namespace) -> int:
         uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
         return 0
     if args.area == "check":
-        from govops.sharing.spec import load_all
+        from govops.sharing.spec import check_catalog, load_all
+        from govops.specs import SpecError
 
         sets, errors = load_all()
-        for name in sets:
+        engine = _engine()
+        for name, loaded in sets.items():
+            try:
+                check_catalog(engine, loaded)
+            except SpecError as exc:
+                errors.append(str(exc))
+                continue
             print(f"ok {name}")
         for error in errors:
             print(error, file=sys.stderr)
@@ -137,6 +150,12 @@ def _run(args: argparse.Namespace) -> int:
     elif args.area == "application":
         callers.decide(engine, args.application_id, args.command == "approve", args.by, args.days)
         print(f"application {args.application_id} {args.command}d")
+    elif args.area == "set":
+        from govops import settings
+        from govops.sharing.publish import close
+
+        result = close(engine, settings.lake_root(), args.set_name, args.reason, args.by)
+        print(f"set {args.set_name} closed at {result['closed_at']}; lists {result['api_list_uri']}")
     elif args.area == "operations":
         from govops.sharing.operations import meter_year
 

@@ -38,7 +38,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import Engine
 
 from govops.sharing import docs, formats
-from govops.sharing.callers import Caller, KeyStore, signed_message
+from govops.sharing.callers import TEST_CALLER, Caller, KeyStore, signed_message
 from govops.sharing.docs import INTERFACES
 from govops.sharing.limits import Limiter, tier
 from govops.sharing.query import ApiError, CursorCodec, Filter, Query, bad, count_sql, parse, select_sql
@@ -58,6 +58,7 @@ class ServerConfig:
     engine: Engine
     cursor_key: bytes
     key_cache_seconds: float = 2.0
+    state_seconds: float = 2.0  # a set closed (govops.api_set) answers 410 within this time
     signature_window: int = 300
     threads: int = 2
     # A published version of at most this many rows is also loaded into DuckDB's memory (in
@@ -83,6 +84,7 @@ def default_config() -> ServerConfig:
     return ServerConfig(
         lake_root=settings.lake_root(), apis_dir=apis_dir(), engine=engine, cursor_key=cursor_key,
         key_cache_seconds=float(os.environ.get("GOVOPS_API_KEY_CACHE_SECONDS", "2")),
+        state_seconds=float(os.environ.get("GOVOPS_API_STATE_SECONDS", "2")),
         memory_rows=int(os.environ.get("GOVOPS_API_MEMORY_ROWS", "10000000")),
     )  # fmt: skip
 
@@ -129,6 +131,27 @@ def _settle(future: asyncio.Future[Any], error: BaseException | None, result: An
     future.get_loop().call_soon_threadsafe(done)
 
 
+class SetStates:
+    """The closed sets (govops.api_set), read again when ``ttl`` seconds old (0: every call)."""
+
+    def __init__(self, engine: Engine, ttl: float) -> None:
+        self.engine, self.ttl = engine, ttl
+        self.closed: dict[str, datetime] = {}  # set -> closed_at
+        self._at = -1e18
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self._at < self.ttl
+
+    def refresh(self) -> None:
+        from sqlalchemy import text
+
+        at = time.monotonic()
+        with self.engine.connect() as conn:
+            found = conn.execute(text("SELECT set_name, closed_at FROM govops.api_set WHERE open_state = 'closed'"))
+            self.closed = {r.set_name: r.closed_at for r in found}
+        self._at = at
+
+
 class Server:
     """What the routes share: sets, lake versions, DuckDB, keys, limits, the recorder."""
 
@@ -147,6 +170,8 @@ class Server:
         self.keys = KeyStore(config.engine, config.key_cache_seconds)
         self.limiter = Limiter(config.engine)
         self.recorder = Recorder(config.engine, enabled=config.record_calls)
+        self.states = SetStates(config.engine, config.state_seconds)
+        self._state_refresh: asyncio.Task[None] | None = None
         self._fs: Any = None
         self._tables: dict[str, str] = {}  # version id -> its in-memory table
         self._loading: set[str] = set()
@@ -171,6 +196,9 @@ class Server:
             spec = loaded.spec
             caller, approved = await self._authenticate(call, now)
             record.caller_id, record.key_id = caller.caller_id, caller.key_id
+            closed_at = await self._closed_at(spec.set)
+            if closed_at is not None and caller.caller_id != TEST_CALLER:
+                raise ApiError(410, "SET_CLOSED", f"set {spec.set} was closed (已关闭) at {closed_at.isoformat()}")
             self._authorize(spec, caller, approved)
             sla = tier(spec.sla, caller.roles)
             if not self.limiter.ready(caller.caller_id, spec.set, now):  # the month's count comes from the ledger
@@ -263,6 +291,13 @@ class Server:
         if isinstance(result, str):
             raise ApiError(401, "UNAUTHENTICATED", result)
         return result
+
+    async def _closed_at(self, set_name: str) -> datetime | None:
+        if not self.states.fresh():  # one refresh at a time; the calls meanwhile wait for it
+            if self._state_refresh is None or self._state_refresh.done():
+                self._state_refresh = asyncio.ensure_future(asyncio.to_thread(self.states.refresh))
+            await self._state_refresh
+        return self.states.closed.get(set_name)
 
     async def _key_row(self, key_id: str) -> dict[str, Any] | None:
         if not key_id:
@@ -522,7 +557,12 @@ class Server:
         return StreamingResponse(body(), 200, headers, media_type=MEDIA[fmt])
 
     def api_list(self) -> list[dict[str, Any]]:
+        if not self.states.fresh():
+            self.states.refresh()
+        closed = self.states.closed
         return [{"set": s.spec.set, "title": s.spec.title, "open_type": s.spec.open_type, "catalog": s.spec.catalog,
+                 "open_state": "closed" if s.spec.set in closed else "open",
+                 "closed_at": closed[s.spec.set].isoformat() if s.spec.set in closed else None,
                  "interfaces": [f"/api/sets/{s.spec.set}/{r}.{f}" for r, f in INTERFACES],
                  "max_page_size": s.spec.max_page_size, "spec_sha256": s.sha256,
                  "docs": f"/docs/{s.spec.set}"} for s in self.sets.values()]  # fmt: skip

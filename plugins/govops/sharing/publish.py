@@ -35,12 +35,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from govops.errors import CodedError
-from govops.sharing.spec import ApiSetSpec, LoadedSet, apis_dir, load_set
+from govops.sharing.callers import TEST_CALLER
+from govops.sharing.spec import ApiSetSpec, LoadedSet, apis_dir, check_catalog, load_set
 
 DAG_ID = "sharing_publish"
 ITEM, UNIT = "12", "api_set"
 DELIVER_TASK = "deliver"
-TEST_CALLER = "govops-interface-test"
 
 
 class PublishRefused(CodedError, ValueError):
@@ -95,6 +95,7 @@ def validate(engine: Engine, lake_root: str, set_name: str, work_order_id: str |
 
     loaded = _load(set_name)
     spec = loaded.spec
+    check_catalog(engine, loaded)
     version = VersionResolver(lake_root).resolve(spec.dataset)  # DATASET_UNAVAILABLE when not published
     with engine.connect() as conn:
         before = _registered(conn, spec.set)
@@ -238,6 +239,7 @@ def register(engine: Engine, lake_root: str, validated: dict[str, Any], document
                                           {"d": DAG_ID, "r": task.run_id, "t": DELIVER_TASK,
                                            "s": f"api_set/{spec.set}"}).scalar_one()  # fmt: skip
             billing = "delivery"
+        event = "published" if before is None else "reopened" if before["open_state"] == "closed" else "republished"
         conn.execute(text("""
             INSERT INTO govops.api_set (set_name, title, dataset, catalog_dataset, open_type, spec_sha256,
                 dataset_version, openapi_sha256, interfaces, open_state, opened_at, published_at, publish_run_id,
@@ -247,6 +249,8 @@ def register(engine: Engine, lake_root: str, validated: dict[str, Any], document
             ON CONFLICT (set_name) DO UPDATE SET title = :title, dataset = :dataset, catalog_dataset = :catalog,
                 open_type = :open_type, spec_sha256 = :sha, dataset_version = :version, openapi_sha256 = :oas,
                 interfaces = :interfaces, open_state = 'open', published_at = :now, publish_run_id = :run,
+                opened_at = CASE WHEN govops.api_set.open_state = 'closed' THEN :now ELSE govops.api_set.opened_at END,
+                closed_at = NULL, closed_reason = NULL,
                 publications = govops.api_set.publications
                     + (CASE WHEN govops.api_set.publish_run_id = :run THEN 0 ELSE 1 END),
                 tests_passed = :passed, tests_total = :total, docs_uri = :docs, report_uri = :report,
@@ -256,18 +260,52 @@ def register(engine: Engine, lake_root: str, validated: dict[str, Any], document
              "oas": documented["openapi_sha256"], "interfaces": documented["interfaces"], "now": now, "run": run_id,
              "passed": tested["passed"], "total": tested["total"], "docs": documented["docs_uri"],
              "report": tested["report_uri"], "wo": work_order, "usage": usage_event_id})  # fmt: skip
+        _event(conn, spec.set, event, now, run_id)
     lists = write_lists(engine, lake_root)
     return {"set": spec.set, "billing": billing, "usage_event_id": usage_event_id, "work_order_id": work_order,
             **lists}  # fmt: skip
 
 
+def _event(conn: Connection, set_name: str, event: str, at: datetime, by: str, reason: str | None = None) -> None:
+    """One line of the set's history; a retried run that already wrote its line writes none."""
+    last = conn.execute(text("SELECT event, by_whom FROM govops.api_set_event WHERE set_name = :s ORDER BY id DESC "
+                             "LIMIT 1"), {"s": set_name}).first()  # fmt: skip
+    if last is not None and event != "closed" and last.by_whom == by:
+        return
+    conn.execute(text("""INSERT INTO govops.api_set_event (set_name, event, at, by_whom, reason)
+                         VALUES (:s, :e, :at, :by, :r)"""),
+                 {"s": set_name, "e": event, "at": at, "by": by, "r": reason})  # fmt: skip
+
+
+def close(engine: Engine, lake_root: str, set_name: str, reason: str, by: str,
+          now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """Close (关闭) a published set: the API list and the data list show it closed and when,
+    and the server answers its interfaces 410 (within ``GOVOPS_API_STATE_SECONDS``). Its call
+    records stay; nothing is metered. Publishing it again reopens it, metering nothing more:
+    the set was delivered once (1 组), whatever happens to it later."""
+    now = now or datetime.now(UTC)
+    if not reason.strip() or not by.strip():
+        raise PublishRefused(f"set {set_name}: closing needs a reason and who decides it")
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{DAG_ID}|{set_name}"})
+        before = _registered(conn, set_name, lock=True)
+        if before is None:
+            raise PublishRefused(f"set {set_name} was never published (govops.api_set): nothing to close")
+        if before["open_state"] == "closed":
+            raise PublishRefused(f"set {set_name} is closed already, since {before['closed_at'].isoformat()}")
+        conn.execute(text("""UPDATE govops.api_set SET open_state = 'closed', closed_at = :now, closed_reason = :r
+                             WHERE set_name = :s"""), {"s": set_name, "now": now, "r": reason})  # fmt: skip
+        _event(conn, set_name, "closed", now, by, reason)
+    return {"set": set_name, "closed_at": now.isoformat(), **write_lists(engine, lake_root)}
+
+
 API_LIST = {"set_name": "接口集", "title": "名称", "interface": "接口地址", "method": "方法", "protocol": "协议",
             "open_type": "开放属性", "open_state": "开放状态", "opened_at": "开放时间", "published_at": "最近发布时间",
-            "docs_uri": "接口文档"}  # fmt: skip
+            "closed_at": "关闭时间", "docs_uri": "接口文档"}  # fmt: skip
 RESOURCES = {"title": "资源名称", "set_name": "接口集", "dataset": "数据集", "catalog_dataset": "目录条目",
              "catalog_name": "目录名称", "provider_department": "提供部门", "update_frequency": "更新频率",
              "open_type": "开放属性", "open_state": "开放状态", "opened_at": "开放时间",
-             "dataset_version": "数据版本"}  # fmt: skip
+             "dataset_version": "数据版本", "closed_at": "关闭时间"}  # fmt: skip
 STATE_ZH = {"open": "已开放", "closed": "已关闭"}
 
 

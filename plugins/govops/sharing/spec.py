@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import Engine
 
 from govops import settings, specs
 from govops.specs import SpecError
@@ -173,6 +174,19 @@ def load_set(path: Path) -> LoadedSet:
     raw = path.read_bytes()
     spec = specs.load(path, ApiSetSpec, "set", raw, checks_name_their_field=True)
     return LoadedSet(spec, path, hashlib.sha256(raw).hexdigest())
+
+
+def check_catalog(engine: Engine, loaded: LoadedSet) -> None:
+    """SPEC_INVALID naming the file and ``catalog`` when the entry is not in govops.data_catalog
+    (the data catalog the collection pipelines keep; a set publishes a cataloged dataset)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM govops.data_catalog WHERE dataset = :d"),
+                             {"d": loaded.spec.catalog}).first()  # fmt: skip
+    if found is None:
+        raise SpecError(f"{loaded.path}: catalog: {loaded.spec.catalog!r} is not an entry of the data catalog "
+                        "(govops.data_catalog.dataset)")  # fmt: skip
 
 
 def load_all(folder: Path | None = None) -> tuple[dict[str, LoadedSet], list[str]]:
