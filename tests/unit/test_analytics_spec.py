@@ -115,6 +115,7 @@ def test_dashboard_theme_domains_and_modules(screens: list, factor: str | None, 
         ({"kind": "fusion_model"}, "(spec)", "a fusion_model declares its model"),
         ({"model": {"table": "out", "key": "n", "label": "n"}}, "(spec)", "model is only used by kinds fusion_model"),
         ({"parameters": {"Bad-Name": 1}}, "parameters", "lower-case identifiers"),
+        ({"kind": "report", "library": "人口库"}, "(spec)", "library is only used by kind analysis"),
         ({"surprise": 1}, "surprise", "Extra inputs are not permitted"),
     ],
 )  # fmt: skip
@@ -135,6 +136,12 @@ def test_the_name_is_the_file_name_and_a_bad_spec_does_not_hide_the_others(tmp_p
     assert [s.name for s in specs] == ["good_one"]
     assert sorted(str(e).split(": ")[1].rsplit("/", 1)[1] for e in errors) == ["broken.yaml", "other_name.yaml"]
     assert any("must match the file name 'other_name'" in str(e) for e in errors)
+
+
+def test_an_analysis_library_is_its_own_or_its_first_inputs_domain() -> None:
+    assert build(domains=3).library_name == "政务服务"
+    assert build(domains=3, library="人口库").library_name == "人口库"
+    assert dif.PROGRAM_CAP == 20
 
 
 def test_the_bundled_specs_load_with_their_difficulty() -> None:
