@@ -1,6 +1,6 @@
 """The report spec include/analytics/service_events_report.yaml under real Airflow, Spark
 and PostgreSQL: its Spark job over the sample service events and persons, the result rows
-against figures computed here with pandas, the report in three formats (and in Chromium),
+against figures computed here with pandas, the report in four formats (and in Chromium),
 the ledger row (1 report at the difficulty of two data domains), and a correction run of
 the same report that records a new version and meters nothing."""
 
@@ -17,9 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from openpyxl import load_workbook
+from pypdf import PdfReader
 from sqlalchemy import create_engine
 
 from govops.analytics import difficulty as dif
+from govops.analytics import report
 from govops.analytics.spec import load_spec
 from govops.dag_runs import run_dag
 from govops.sample_data import SampleConfig, build_frames
@@ -111,6 +113,9 @@ def test_report_spec_runs_meters_once_and_a_correction_meters_nothing(isolated_e
     assert raw.startswith(b"\xef\xbb\xbf")
     table = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
     assert table[0] == ["月份", "部门", "办件量"] and len(table) == len(expected["by_month_department"]) + 1
+    if report.cjk_font() is not None:  # a CJK font on the machine: see tests/integration/test_analytics_pdf.py
+        pdf = PdfReader(folder / "report.pdf")
+        assert pdf.pages[0].extract_text().splitlines()[0] == "区政务服务办件月报"
     shown = render(folder / "report.html")
     assert "区政务服务办件月报" in shown.text and "人口性别构成" in shown.text
     assert len(shown.svg_widths) == 2 and all(w > 300 for w in shown.svg_widths)
