@@ -1,7 +1,8 @@
 """The report's PDF (govops.analytics.report.write_pdf, fpdf2): written next to the page,
-workbook and CSV files with a CJK font embedded, its text extracted again with pypdf (the
-Chinese title, headers and cells); with a font that lacks the report's glyphs or a font path
-that does not exist, no PDF and a logged reason, and the other formats still delivered."""
+workbook and CSV files with a CJK font embedded and a chart per output that has one, its
+text extracted again with pypdf (the Chinese title, headers and cells); with a font that
+lacks the report's glyphs or a font path that does not exist, no PDF and a logged reason,
+and the other formats still delivered."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def test_the_pdf_embeds_a_cjk_font_and_its_chinese_text_extracts(tmp_path: Path,
         assert out.title in lines and " ".join(out.columns.values()) in lines, out.title
     assert "2025-03 区市场监管局 31" in lines and "60岁及以上 3" in lines and "女 104" in lines
     assert "raw/frontdb/public_security/persons 人口 1,000 extract-7" in lines
+    charted = [o for o in SPEC.outputs.values() if o.chart]
+    assert sum(len(page.images) for page in pdf.pages) == len(charted) == 2  # a chart per output with one
     fonts = [f.get_object() for page in pdf.pages for f in page["/Resources"]["/Font"].values()]
     descendants = [d.get_object() for f in fonts for d in f.get("/DescendantFonts", [])]
     assert descendants and all("/FontFile2" in d["/FontDescriptor"] for d in descendants)  # embedded, not referenced

@@ -6,8 +6,9 @@ spec's Chinese titles and headers in every format.
   from elsewhere), a section per output with its chart and its table;
 - ``report.xlsx``: one sheet per output (openpyxl), headers in Chinese;
 - ``<output>.csv``: UTF-8 with a BOM, so Excel opens Chinese correctly;
-- ``report.pdf``: the title, the run's details, the data sources and each output's table
-  (no charts), drawn by fpdf2 with a CJK font embedded (subset). The font is
+- ``report.pdf``: the title, the run's details, the data sources and each output's chart
+  (matplotlib, PNG, its text in the same font) and table, drawn by fpdf2 with a CJK font
+  embedded (subset). The font is
   ``GOVOPS_CJK_FONT`` (a .ttf, .otf or .ttc file; of a collection the first face), else the
   first of ``CJK_FONTS`` on the machine (Debian's fonts-wqy-microhei, fonts-noto-cjk, …).
   With no font, or one that lacks a glyph of the report's text, the PDF is skipped with a
@@ -41,12 +42,33 @@ CJK_FONTS = (  # Debian / Ubuntu packages, in order of preference
 
 
 def chart_svg(output: Output, rows: list[dict[str, Any]]) -> str:
+    from govops.charts import svg_markup
+
+    return svg_markup(chart_figure(output, rows))
+
+
+def chart_png(output: Output, rows: list[dict[str, Any]], font: Path) -> bytes:
+    """The chart as PNG with its text drawn in ``font`` (the PDF's CJK font)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    font_manager.fontManager.addfont(str(font))
+    with plt.rc_context({"font.family": font_manager.FontProperties(fname=str(font)).get_name()}):
+        figure = chart_figure(output, rows)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def chart_figure(output: Output, rows: list[dict[str, Any]]) -> Any:
+    """The output's chart as a matplotlib figure (the HTML report's and the PDF's)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from govops.charts import svg_markup
 
     chart = output.chart
     assert chart is not None
@@ -69,7 +91,7 @@ def chart_svg(output: Output, rows: list[dict[str, Any]]) -> str:
     ax.set_title(chart.title or output.title)
     if chart.series or len(series) > 1:
         ax.legend(fontsize=8, ncol=min(len(series), 4))
-    return svg_markup(fig)
+    return fig
 
 
 def _cell(value: Any) -> str:
@@ -195,6 +217,8 @@ def _pdf_blocks(spec: AnalyticsSpec, results: Mapping[str, list[dict[str, Any]]]
     ]  # fmt: skip
     for name, out in spec.outputs.items():
         blocks.append(("heading", out.title))
+        if out.chart and results[name]:
+            blocks.append(("chart", name))
         blocks.append(("table", [list(out.columns.values())] + [[_cell(r[c]) for c in out.columns]
                                                                  for r in results[name]]))  # fmt: skip
     return blocks
@@ -204,6 +228,8 @@ def write_pdf(path: Path, spec: AnalyticsSpec, results: Mapping[str, list[dict[s
               manifest: Mapping[str, Any], run_id: str) -> str | None:  # fmt: skip
     """Write the report as PDF with the CJK font embedded; None (and a logged reason, nothing
     written) when no font on the machine renders all of its text."""
+    import io
+
     from fpdf import FPDF
     from fpdf.fonts import FontFace
 
@@ -214,7 +240,8 @@ def write_pdf(path: Path, spec: AnalyticsSpec, results: Mapping[str, list[dict[s
         log.warning("%s: report.pdf skipped: %s", spec.name, why)
         return None
     blocks = _pdf_blocks(spec, results, manifest, run_id)
-    text = "".join(str(v) for kind, v in blocks if kind != "table")
+    text = "".join(str(v) for kind, v in blocks if kind not in ("table", "chart"))  # a chart's text is in its table
+    text += "".join(o.chart.title or "" for o in spec.outputs.values() if o.chart)
     text += "".join(cell for kind, v in blocks if kind == "table" for row in v for cell in row)
     missing = _missing_glyphs(font, text)
     if missing:
@@ -225,10 +252,14 @@ def write_pdf(path: Path, spec: AnalyticsSpec, results: Mapping[str, list[dict[s
     pdf.set_creator("govops")
     pdf.add_font("cjk", fname=str(font))
     pdf.add_page()
-    sizes = {"title": 16, "heading": 12, "text": 9, "table": 8}
+    sizes = {"title": 16, "heading": 12, "text": 9, "table": 8, "chart": 8}
     for kind, value in blocks:
         pdf.set_font("cjk", size=sizes[kind])
-        if kind == "table":
+        if kind == "chart":
+            image = chart_png(spec.outputs[value], results[value], font)
+            pdf.image(io.BytesIO(image), w=min(pdf.epw, 230))
+            pdf.ln(2)
+        elif kind == "table":
             with pdf.table(headings_style=FontFace(fill_color=(230, 236, 245)), text_align="LEFT",
                            line_height=pdf.font_size * 1.6) as table:  # fmt: skip
                 for row in value:
