@@ -14,6 +14,9 @@ running sharing API server (`./dev serve`; `GOVOPS_API_URL` or param `api_url`):
 4. **register**: the API list (`govops.api_set`) and the data list (`govops.api_resource`,
    资源信息: open state, open time) and their files; item 12 metered once per set (1 组),
    never again when the set is published again.
+5. **cascade**: the set's catalog registration (注册 / 变更) reported to the upstream
+   platforms its spec lists in `cascade` (none: nothing to do); a refusal stops the run,
+   an unreachable platform is retried.
 
 Files under `<lake>/reports/sharing/`. Logic: `govops.sharing.publish`.
 """
@@ -123,7 +126,21 @@ with DAG(
         print(f"{result['set']}: {result['billing']}, usage event {result['usage_event_id']}")
         return result
 
+    @task
+    def cascade(validated: dict, registered: dict) -> list:
+        from govops.sharing import publish
+
+        engine = _engine()
+        try:
+            with fail_fast():  # a refusal or a bad platform config needs a person; unreachable: retried
+                sent = publish.cascade(engine, _lake(), validated)
+        finally:
+            engine.dispose()
+        for item in sent:
+            print(f"{item['platform']}: {item['action']} {item['outcome']} (message {item['message_id']})")
+        return sent
+
     validated = validate()
     documented = document(validated)
     tested = test_interfaces(validated, documented)
-    register(validated, documented, tested)
+    cascade(validated, register(validated, documented, tested))

@@ -3,7 +3,9 @@
 serve [--host H] [--port P]          the API server (port: --port, else GOVOPS_API_PORT, else 8090)
 check                                validate include/apis/*.yaml (SPEC_INVALID names file and field),
                                      and their catalog entries in the ledger (govops.data_catalog)
-set close SET --reason TEXT --by NAME   close a published set (410; the lists show it closed)
+set close SET --reason TEXT --by NAME   close a published set (410; the lists show it closed), and
+                                     report the revocation to its cascade platforms
+cascade send SET                     report the set's current state to its cascade platforms (a retry)
 caller add ID --name N --kind department|company|person --contact C [--role R ...] [--set S ...]
 key issue CALLER [--days N]          prints the key once (only its hash is stored)
 key revoke KEY_ID --reason TEXT
@@ -44,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("set_name")
     a.add_argument("--reason", required=True)
     a.add_argument("--by", required=True)
+    a = top.add_parser("cascade").add_subparsers(dest="command", required=True).add_parser("send")
+    a.add_argument("set_name")
     caller = top.add_parser("caller").add_subparsers(dest="command", required=True)
     a = caller.add_parser("add")
     a.add_argument("caller_id")
@@ -150,12 +154,21 @@ def _run(args: argparse.Namespace) -> int:
     elif args.area == "application":
         callers.decide(engine, args.application_id, args.command == "approve", args.by, args.days)
         print(f"application {args.application_id} {args.command}d")
-    elif args.area == "set":
+    elif args.area in ("set", "cascade"):
         from govops import settings
-        from govops.sharing.publish import close
+        from govops.sharing import publish
+        from govops.sharing.cascade import PlatformUnreachable, report
 
-        result = close(engine, settings.lake_root(), args.set_name, args.reason, args.by)
-        print(f"set {args.set_name} closed at {result['closed_at']}; lists {result['api_list_uri']}")
+        if args.area == "set":
+            result = publish.close(engine, settings.lake_root(), args.set_name, args.reason, args.by)
+            print(f"set {args.set_name} closed at {result['closed_at']}; lists {result['api_list_uri']}")
+        try:
+            sent = report(engine, settings.lake_root(), publish._load(args.set_name).spec, publish.api_url())
+        except PlatformUnreachable as exc:
+            print(f"{exc}; send it again: python -m govops.sharing cascade send {args.set_name}", file=sys.stderr)
+            return 1
+        for item in sent:
+            print(f"{item['platform']}: {item['action']} {item['outcome']} (message {item['message_id']})")
     elif args.area == "operations":
         from govops.sharing.operations import meter_year
 

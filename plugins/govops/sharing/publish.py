@@ -96,6 +96,10 @@ def validate(engine: Engine, lake_root: str, set_name: str, work_order_id: str |
     loaded = _load(set_name)
     spec = loaded.spec
     check_catalog(engine, loaded)
+    if spec.cascade:
+        from govops.sharing.cascade import check_platforms
+
+        check_platforms(spec, loaded.path)
     version = VersionResolver(lake_root).resolve(spec.dataset)  # DATASET_UNAVAILABLE when not published
     with engine.connect() as conn:
         before = _registered(conn, spec.set)
@@ -297,6 +301,13 @@ def close(engine: Engine, lake_root: str, set_name: str, reason: str, by: str,
                              WHERE set_name = :s"""), {"s": set_name, "now": now, "r": reason})  # fmt: skip
         _event(conn, set_name, "closed", now, by, reason)
     return {"set": set_name, "closed_at": now.isoformat(), **write_lists(engine, lake_root)}
+
+
+def cascade(engine: Engine, lake_root: str, validated: dict[str, Any]) -> list[dict[str, Any]]:
+    """Step 5: the set's registration reported to the upstream platforms of its ``cascade``."""
+    from govops.sharing.cascade import report
+
+    return report(engine, lake_root, _validated_spec(validated), validated["api_url"])
 
 
 API_LIST = {"set_name": "接口集", "title": "名称", "interface": "接口地址", "method": "方法", "protocol": "协议",

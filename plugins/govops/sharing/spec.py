@@ -85,6 +85,7 @@ class ApiSetSpec(_Strict):
     sla: SlaSpec
     work_order: str | None = None  # the work order publishing meters item 12 against
     examples: list[dict[str, str]] = []  # query strings the interface tests call, e.g. {uscc: "9131…"}
+    cascade: list[str] = []  # upstream platforms (include/catalog/cascade.yaml) its registration is reported to
 
     @field_validator("set")
     @classmethod
