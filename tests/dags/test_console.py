@@ -261,6 +261,7 @@ def test_pages_and_their_json_twins_show_the_ledgers_figures(server: Server) -> 
         run_page = c.get("/govops/runs/console_probe/r3").text
         orders = c.get("/govops/event-orders.json").json()["orders"]
         health = c.get("/govops/health.json")
+        service_orders = c.get("/govops/work-orders.json").json()["service_orders"]
         index = c.get("/govops/").text
     assert page.status_code == 200 and "<style>" in page.text and "http" not in re.sub(r'href="[^"]*"', "", page.text)
     figures = {(r["item"], r["unit"], r["work_order"]): r["quantity"] for r in usage["rows"]}
@@ -292,6 +293,9 @@ def test_pages_and_their_json_twins_show_the_ledgers_figures(server: Server) -> 
     assert "54,321" in run_page and "本次计量" in run_page
     assert [(o["urgency"], o["title"]) for o in orders] == [("urgent", "共享接口中断"), ("low", "报表延迟")]
     assert health.status_code == 200 and set(health.json()["problems"]) >= {"failed", "stuck", "slow", "late"}
+    delivered = {w["id"]: (w["quantity"], w["events"]) for so in service_orders for w in so["work_orders"]}
+    assert {wo: delivered[wo] for wo in ("WO-C-01", "WO-C-04", "WO-C-06")} == {
+        "WO-C-01": (1_234_567, 1), "WO-C-04": (3, 1), "WO-C-06": (0, 0)}  # fmt: skip
     assert "计量结算" in index and ">2<" in index  # two unassigned events
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from govops.console.queries import stored_catalog, tier_slices
+from govops.console.queries import tier_slices
 from govops.settings import repo_root
 from govops.settlement import rules
 from govops.settlement.catalog import CATALOG_FILE, parse_catalog, read_yaml
@@ -24,7 +24,7 @@ def test_slices_add_up_to_the_tiered_amount(mode: str, raw: int) -> None:
     quantity = rules.billing_quantity(raw, meter)
     wo = {"catalog_version": version.version, "service_item_code": "01", "unit": "record",
           "billing_quantity": str(quantity)}  # fmt: skip
-    slices = tier_slices(stored_catalog({"catalog": raw_catalog}), wo)
+    slices = tier_slices(parse_catalog(raw_catalog, "statement inputs"), wo)
     assert sum((s["amount"] for s in slices), D(0)) == rules.tiered(quantity, meter.bands, mode)
     assert sum((s["quantity"] for s in slices), D(0)) == quantity
     if mode == "volume" and raw:

@@ -194,15 +194,12 @@ def periods(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def statement_inputs(conn: Connection, period_id: str) -> dict[str, Any] | None:
-    return conn.execute(
-        text("SELECT inputs FROM govops.settlement_statement WHERE period_id = :p"), {"p": period_id}
+def statement_catalog(conn: Connection, period_id: str) -> Catalog | None:
+    """The catalog a statement stored with its inputs (only that part of the inputs is read)."""
+    stored = conn.execute(
+        text("SELECT inputs -> 'catalog' FROM govops.settlement_statement WHERE period_id = :p"), {"p": period_id}
     ).scalar()
-
-
-def stored_catalog(inputs: dict[str, Any]) -> Catalog:
-    """The catalog a statement stored with its inputs (parsed once per page)."""
-    return parse_catalog(inputs["catalog"], "statement inputs")
+    return None if stored is None else parse_catalog(stored, "statement inputs")
 
 
 def tier_slices(catalog: Catalog, wo: dict[str, Any]) -> list[dict[str, Any]]:
@@ -227,22 +224,23 @@ def tier_slices(catalog: Catalog, wo: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def work_orders(conn: Connection) -> list[dict[str, Any]]:
-    """Service orders with their work orders, each with its cumulative metered usage."""
+    """Service orders with their work orders, each with its cumulative metered usage (of its
+    item and unit, own and assigned: ``usage_summary``) and how many run manifests it has."""
     orders = [dict(r) for r in conn.execute(text("SELECT * FROM govops.service_order ORDER BY id")).mappings()]
-    wos = conn.execute(
-        text("""SELECT w.*, coalesce(u.quantity, 0) AS quantity, coalesce(u.records, 0) AS records,
-                       coalesce(u.event_count, 0) AS events, u.last_event_time,
-                       (SELECT count(DISTINCT e.manifest_uri) FROM govops.usage_event e
-                          LEFT JOIN govops.usage_assignment a ON a.usage_event_id = e.id
-                         WHERE coalesce(e.work_order_id, a.work_order_id) = w.id) AS manifests
-                  FROM govops.work_order w
-                  LEFT JOIN govops.work_order_usage_v1 u
-                    ON u.work_order_id = w.id AND u.service_item_code = w.service_item_code AND u.unit = w.unit
-                 ORDER BY w.id""")
-    ).mappings()  # fmt: skip
+    summed = usage_summary(conn, UsageFilter(), ("item", "work_order"))
+    usage = {(r["work_order"], r["item"], r["unit"]): r for r in summed}
+    # One grouped pass for the distinct manifests (a count per work order would scan the ledger each time).
+    manifests = dict(conn.execute(text(f"""SELECT {_WO}, count(DISTINCT e.manifest_uri) FROM {_FROM}
+                                            WHERE {_WO} IS NOT NULL GROUP BY 1""")).all())  # fmt: skip
+    wos = conn.execute(text("SELECT * FROM govops.work_order ORDER BY id")).mappings()
     by_so: dict[str, list[dict[str, Any]]] = {}
     for w in wos:
-        by_so.setdefault(w["service_order_id"], []).append({**w, "item_name": item_name(w["service_item_code"])})
+        used = usage.get((w["id"], w["service_item_code"], w["unit"]), {})
+        by_so.setdefault(w["service_order_id"], []).append({
+            **w, "item_name": item_name(w["service_item_code"]), "quantity": used.get("quantity", 0),
+            "records": used.get("records") or 0, "events": used.get("events", 0),
+            "manifests": manifests.get(w["id"], 0),
+        })  # fmt: skip
     return [{**so, "work_orders": by_so.get(so["id"], [])} for so in orders]
 
 
