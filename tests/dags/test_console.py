@@ -670,3 +670,37 @@ def test_the_usage_rollup_the_pages_and_metrics_read_stays_equal_to_the_ledger()
                 conn.execute(text(refused))
     finally:
         next(gen, None)
+
+
+def test_job_health_lists_what_the_monitoring_pass_detected(server: Server) -> None:
+    """(Last: the orders it opens would change the other tests' figures.) A monitoring pass
+    (govops.ops.health, as the ops_job_health DAG runs it) over a run
+    queued for three days and an import error: the page lists every order it opened, each
+    under its kind, with no rule of its own."""
+    from datetime import timedelta
+
+    from govops.ops import health
+
+    now = datetime.now(UTC)
+    queued = now - timedelta(days=3)
+    run = {"dag_id": "console_probe", "dag_run_id": "scheduled__late", "state": "queued", "run_type": "scheduled",
+           "logical_date": (queued - timedelta(days=1)).isoformat(),
+           "data_interval_start": (queued - timedelta(days=1)).isoformat(), "data_interval_end": queued.isoformat(),
+           "queued_at": queued.isoformat(), "start_date": None, "end_date": None, "conf": {}}  # fmt: skip
+    snapshot = health.Snapshot(
+        taken_at=now, dag_runs=[run],
+        dags=[{"dag_id": "console_probe", "is_paused": False, "is_stale": False, "tags": [{"name": "item:04"}]}],
+        import_errors=[{"import_error_id": 1, "filename": "/dags/console_broken.py", "bundle_name": "dags-folder",
+                        "timestamp": now.isoformat(), "stack_trace": "SyntaxError: invalid syntax"}],
+    )  # fmt: skip
+    found = health.detect(snapshot)
+    with server.ledger.begin() as conn:
+        health.apply(conn, found, now)
+    assert {p.kind for p in found.problems} == {"late", "stuck", "import_error"}
+    with server.client("viewer") as c:
+        listed = c.get("/govops/health.json").json()
+        page = c.get("/govops/health").text
+    for p in found.problems:
+        assert [o["title"] for o in listed["problems"][p.kind]] == [p.title], p.kind
+        assert p.title in page
+    assert "ops_job_health" in page  # the monitoring pass's last run, or the warning that it never ran

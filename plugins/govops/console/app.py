@@ -439,7 +439,7 @@ def run(request: Request, user: Reader, dag_id: str, run_id: str) -> Response:
 def health(request: Request, user: Reader, hours: int = 24) -> Response:
     with reading() as conn:
         data = queries.job_health(conn, datetime.now(UTC), hours)
-    return respond(request, user, "health.html", {**data, "hours": hours})
+    return respond(request, user, "health.html", {**data, "hours": hours, "monitor": queries.last_monitoring_pass()})
 
 
 @pages(router, "/reports")

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from govops.ops.event_orders import URGENCIES
+from govops.ops.event_orders import CLASSES, URGENCIES
 from govops.service_items import SERVICE_ITEMS
 from govops.settlement.catalog import Catalog, parse_catalog
 from govops.settlement.workorders import RUNNABLE
@@ -272,13 +272,18 @@ def run_usage(conn: Connection, dag_id: str, run_id: str) -> list[dict[str, Any]
     return [{**r, "item_name": item_name(r["service_item_code"])} for r in rows]
 
 
-PROBLEM_KINDS = ("failed", "stuck", "slow", "late", "import_error")
+# The event orders of job health: final failures, which the listener opens and classifies
+# (govops.ops.event_orders.CLASSES), and what the monitoring pass (govops.ops.health) detects.
+FAILURE_KINDS = ("failed", *(kind for kind, *_ in CLASSES))
+HEALTH_KINDS = ("late", "slow", "stuck", "import_error")
+PROBLEM_KINDS = FAILURE_KINDS + HEALTH_KINDS
+MONITOR_DAG = "ops_job_health"  # the DAG that runs the monitoring pass
 
 
 def job_health(conn: Connection, now: datetime, hours: int = 24) -> dict[str, Any]:
     """The last ``hours``: final task failures, and the event orders the listener and the
     monitoring pass opened for failed, stuck, slow and late runs and import errors (open
-    ones whenever they were seen)."""
+    ones whenever they were seen). Nothing is judged here: the orders are the rules' output."""
     since = now - timedelta(hours=hours)
     failures = conn.execute(
         text("""SELECT dag_id, run_id, task_id, map_index, try_number, work_order_id, error, log_url, failed_at
@@ -295,4 +300,21 @@ def job_health(conn: Connection, now: datetime, hours: int = 24) -> dict[str, An
     by_kind: dict[str, list[dict[str, Any]]] = {k: [] for k in PROBLEM_KINDS}
     for p in problems:
         by_kind[p["kind"]].append(dict(p))
-    return {"since": since, "failures": [dict(f) for f in failures], "problems": by_kind}
+    return {"since": since, "failures": [dict(f) for f in failures], "problems": by_kind,
+            "failure_kinds": list(FAILURE_KINDS)}  # fmt: skip
+
+
+def last_monitoring_pass() -> dict[str, Any] | None:
+    """The latest run of the monitoring DAG (state, start, end) from Airflow's metadata
+    database: the api-server's own, where this runs (never task code)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = session.execute(
+            select(DagRun.run_id, DagRun.state, DagRun.start_date, DagRun.end_date)
+            .where(DagRun.dag_id == MONITOR_DAG).order_by(DagRun.start_date.desc().nulls_last()).limit(1)
+        ).first()  # fmt: skip
+    return None if run is None else {"dag_id": MONITOR_DAG, "run_id": run.run_id, "state": str(run.state),
+                                     "start_date": run.start_date, "end_date": run.end_date}  # fmt: skip
