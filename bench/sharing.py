@@ -2,7 +2,7 @@
 
 - Keyed lookups (``rows.json?id=<random>``), once the server's in-memory copy of the
   version is loaded (``ServerConfig.memory_rows``; the warm-up's seconds are printed):
-  requests/s and p50 / p99 latency with C keep-alive connections (default 8 and 32) of one
+  requests/s and p50 / p99 latency with C keep-alive connections (default 8, 16 and 32) of one
   lean client process (asyncio on uvloop, raw HTTP/1.1; its own CPU is printed), each
   connection sending its next request when the answer came (goals: at least 1,500
   requests/s, p99 under 25 ms). The client runs on the same machine as the server and
@@ -15,8 +15,9 @@
 - CSV export MB/s (``rows.csv`` of M rows) next to DuckDB's own ``COPY (SELECT ... ORDER BY
   id LIMIT M) TO`` of the same rows and columns (goal: at least 0.5x).
 - The cost of call records: the keyed-lookup load against a second server process started
-  with ``ServerConfig(record_calls=False)``, at each number of connections (goal: under
-  10 %). That switch exists only in
+  with ``ServerConfig(record_calls=False)``, at each number of connections, the two servers
+  called in turns (three each) so that the machine's changing load falls on both alike
+  (goal: under 10 %). That switch exists only in
   this file's ``serve`` command; ``python -m govops.sharing serve`` has none. The records
   server's ``api_call`` rows are counted against the requests it answered.
 
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 SET = "bench_persons"
-CLIENTS = (8, 32)  # keep-alive connections of the load client
+CLIENTS = (8, 16, 32)  # keep-alive connections of the load client
 DATASET = "sharing/bench/legal_persons"
 SPEC = f"""
 set: {SET}
@@ -141,7 +142,7 @@ async def _connection(port: int, key: str, n: int, end: float, seed: int, latenc
     writer.close()
 
 
-def load(url: str, key: str, n: int, clients: int, seconds: float) -> dict[str, float]:
+def load(url: str, key: str, n: int, clients: int, seconds: float) -> dict[str, Any]:
     """``clients`` keep-alive connections of one asyncio client process (this one, on uvloop):
     requests/s, p50 / p99 ms and the client's own CPU (a share of one core)."""
     import asyncio
@@ -165,7 +166,7 @@ def load(url: str, key: str, n: int, clients: int, seconds: float) -> dict[str, 
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     q = statistics.quantiles(latencies, n=100)
     return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / wall, "p50": q[49],
-            "p99": q[98], "client_cpu": cpu / wall}  # fmt: skip
+            "p99": q[98], "client_cpu": cpu / wall, "wall": wall, "latencies": latencies}  # fmt: skip
 
 
 def _warm_up(url: str, key: str, rows: int, limit_s: float = 120) -> float:
@@ -181,6 +182,25 @@ def _warm_up(url: str, key: str, rows: int, limit_s: float = 120) -> float:
             fast = fast + 1 if time.perf_counter() - t < 0.02 else 0
             time.sleep(0.2)
     return time.perf_counter() - started
+
+
+ROUNDS = 3  # turns of records on and records off
+
+
+def _pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs as one: requests/s over their time, quantiles of all their latencies."""
+    latencies = sorted(x for r in runs for x in r["latencies"])
+    q = statistics.quantiles(latencies, n=100)
+    return {"requests": len(latencies), "errors": sum(r["errors"] for r in runs), "p50": q[49], "p99": q[98],
+            "rps": len(latencies) / sum(r["wall"] for r in runs),
+            "client_cpu": sum(r["client_cpu"] * r["wall"] for r in runs) / sum(r["wall"] for r in runs)}  # fmt: skip
+
+
+def _print(label: str, c: int, f: dict[str, Any], written: int | None) -> None:
+    records = f"{written:,} call records; " if written is not None else ""
+    print(f"keyed lookups, {label}, {c} connections: {f['rps']:,.0f} requests/s, p50 {f['p50']:.1f} ms, "
+          f"p99 {f['p99']:.1f} ms ({f['requests']:,} requests, {f['errors']} errors; {records}client CPU "
+          f"{100 * f['client_cpu']:.0f}% of a core; load {os.getloadavg()[0]:.1f})")  # fmt: skip
 
 
 class Server:
@@ -249,33 +269,40 @@ def bench_sharing(url: str, rows: int, clients: tuple[int, ...] = CLIENTS, secon
         key = callers.issue_key(engine, "bench")
         env = {**os.environ, "GOVOPS_DATABASE_URL": url, "GOVOPS_LAKE_ROOT": lake.as_uri(),
                "GOVOPS_APIS_DIR": str(apis)}  # fmt: skip
-        figures: dict[tuple[str, int], dict[str, float]] = {}
-        for mode in ("ceiling", "on", "off"):
-            server = Server(env, mode, work / "server.log")
-            try:
-                warm = 0.0 if mode == "ceiling" else _warm_up(server.url, key, rows)
-                for c in clients:
-                    with engine.connect() as conn:
-                        before = conn.execute(text("SELECT count(*) FROM govops.api_call")).scalar_one()
-                    f = figures[(mode, c)] = load(server.url, key, rows, c, seconds)
-                    with engine.connect() as conn:
-                        written = conn.execute(text("SELECT count(*) FROM govops.api_call")).scalar_one() - before
-                    label = {"ceiling": "bare FastAPI constant", "on": "records on", "off": "records off"}[mode]
-                    print(f"keyed lookups, {label}, {c} connections: {f['rps']:,.0f} requests/s, "
-                          f"p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms ({f['requests']:,} requests, "
-                          f"{f['errors']} errors, "
-                          f"{written:,} call records; client CPU {100 * f['client_cpu']:.0f}% of a core; "
-                          f"load {os.getloadavg()[0]:.1f}{f'; warm-up {warm:.0f}s' if warm else ''})")  # fmt: skip
-                    warm = 0.0
-                if mode == "on":
-                    _pages(server.url, key, version, rows, repeat, load_set(apis / f"{SET}.yaml").spec)
-                    _export(server.url, key, version.files, min(export_rows, rows), work)
-            finally:
+        ceiling = Server(env, "ceiling", work / "server.log")
+        try:
+            for c in clients:
+                _print("bare FastAPI constant", c, load(ceiling.url, key, rows, c, seconds), None)
+        finally:
+            ceiling.stop()
+        # Records on and off: both servers up, called in turns of `seconds / ROUNDS`, so the
+        # machine's changing load (other work shares it) falls on both alike.
+        servers = {mode: Server(env, mode, work / "server.log") for mode in ("on", "off")}
+        try:
+            warm = {mode: _warm_up(server.url, key, rows) for mode, server in servers.items()}
+            print(f"warm-up (the in-memory copy): {warm['on']:.0f}s and {warm['off']:.0f}s")
+            for c in clients:
+                runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+                with engine.connect() as conn:
+                    before = conn.execute(text("SELECT count(*) FROM govops.api_call")).scalar_one()
+                for _ in range(ROUNDS):
+                    for mode, server in servers.items():
+                        runs[mode].append(load(server.url, key, rows, c, seconds / ROUNDS))
+                with engine.connect() as conn:
+                    written = conn.execute(text("SELECT count(*) FROM govops.api_call")).scalar_one() - before
+                pooled = {mode: _pool(found) for mode, found in runs.items()}
+                _print("records on", c, pooled["on"], written)
+                _print("records off", c, pooled["off"], None)
+                on, off = pooled["on"]["rps"], pooled["off"]["rps"]
+                turns = {mode: " ".join(f"{r['rps']:,.0f}" for r in found) for mode, found in runs.items()}
+                print(f"cost of call records, {c} connections: {100 * (1 - on / off):.1f}% of the throughput "
+                      f"({on:,.0f} vs {off:,.0f} requests/s over {ROUNDS} turns each; per turn {turns['on']} vs "
+                      f"{turns['off']}; goal under 10%)")  # fmt: skip
+            _pages(servers["on"].url, key, version, rows, repeat, load_set(apis / f"{SET}.yaml").spec)
+            _export(servers["on"].url, key, version.files, min(export_rows, rows), work)
+        finally:
+            for server in servers.values():
                 server.stop()
-        for c in clients:
-            on, off = figures[("on", c)]["rps"], figures[("off", c)]["rps"]
-            print(f"cost of call records, {c} connections: {100 * (1 - on / off):.1f}% of the throughput "
-                  f"({on:,.0f} vs {off:,.0f} requests/s; goal under 10%)")  # fmt: skip
         engine.dispose()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -344,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--records", choices=("on", "off", "ceiling"), required=True)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--clients", type=lambda v: tuple(int(c) for c in v.split(",")), default=CLIENTS,
-                        help="connections, comma-separated (default 8,32)")  # fmt: skip
+                        help="connections, comma-separated (default 8,16,32)")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--export-rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=20, help="calls of each page")

@@ -117,18 +117,23 @@ class _Lookup:
     future: asyncio.Future[Any]
 
 
-def _settle(future: asyncio.Future[Any], error: BaseException | None, result: Any = None) -> None:
-    """Resolve an event-loop future from another thread."""
+def _settle(outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any]]) -> None:
+    """Resolve event-loop futures from another thread: one wake-up of each loop."""
+    by_loop: dict[Any, list[tuple[asyncio.Future[Any], BaseException | None, Any]]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
 
-    def done() -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+    def done(items: list[tuple[asyncio.Future[Any], BaseException | None, Any]]) -> None:
+        for future, error, result in items:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
 
-    future.get_loop().call_soon_threadsafe(done)
+    for loop, items in by_loop.items():
+        loop.call_soon_threadsafe(done, items)
 
 
 class SetStates:
@@ -371,13 +376,14 @@ class Server:
             for row in cur.fetchall():  # in the query's order; the key is the last sort value
                 by_key.setdefault(row[-1], []).append(row)
         except BaseException as exc:  # ApiError and the rest: every caller of the group gets it
-            for lookup in group:
-                _settle(lookup.future, exc)
+            _settle([(lookup.future, exc, None) for lookup in group])
             return
+        outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
         for lookup in group:
             assert lookup.query.limit is not None
             rows = by_key.get(lookup.query.filters[0].value, [])[: lookup.query.limit + 1]
-            _settle(lookup.future, None, (rows, used))
+            outcomes.append((lookup.future, None, (rows, used)))
+        _settle(outcomes)
 
     # --- DuckDB ---
 

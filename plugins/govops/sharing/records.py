@@ -62,8 +62,10 @@ class _Pending:
     future: asyncio.Future[None] | None = None  # commit(): resolved on its event loop
 
 
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if not future.done():
+def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
         if error is not None:
             future.set_exception(error)
         else:
@@ -133,12 +135,15 @@ class Recorder:
                 self._commit(conn, batch)
             except Exception as exc:  # the waiting requests answer 503: no record, no answer
                 error = exc
+            futures: dict[Any, list[asyncio.Future[None]]] = {}  # loop -> its futures: one wake-up each
             for p in batch:
                 p.error = error
                 if p.future is not None:
-                    p.future.get_loop().call_soon_threadsafe(_resolve, p.future, error)
+                    futures.setdefault(p.future.get_loop(), []).append(p.future)
                 else:
                     p.done.set()
+            for loop, waiting in futures.items():
+                loop.call_soon_threadsafe(_resolve, waiting, error)
 
     def _commit(self, holder: list[Any], batch: list[_Pending]) -> None:
         inserts = [p.record for p in batch if not p.finish]
