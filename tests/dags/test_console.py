@@ -365,6 +365,11 @@ def test_reports_are_served_linked_from_their_task_instance_and_the_full_list_ke
             "pages.overview:": f"/files/reports/analytics/monthly/{run}/dashboard.html",
         }  # fmt: skip
         assert "质量报告 persons" in viewer.get(f"{link}").text
+        # The console's own list (报告与数据文档) has the same files of the check run.
+        recorded = viewer.get("/govops/reports.json").json()["groups"]
+        [mine] = [g for g in recorded["quality"] if g["run"] == f"console_reports / {run} / publish"]
+        assert sorted(a["href"] for a in mine["artifacts"]) == sorted(
+            h for t, h in hrefs.items() if not t.startswith("pages."))  # fmt: skip
         report = viewer.get("/govops" + hrefs["质量报告"])
         assert report.status_code == 200 and report.text == "<h1>质量报告 persons</h1>"
         assert report.headers["content-type"] == "text/html; charset=utf-8"
