@@ -5,12 +5,17 @@ instance's links, so it reads the ledger and the task's XCom there, never in a t
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
+from sqlalchemy.exc import SQLAlchemyError
 
 from govops.console import URL_PREFIX
+from govops.settings import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def task_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
@@ -28,8 +33,14 @@ class ConsoleReportsLink(BaseOperatorLink):
         from govops.console import artifacts
         from govops.console.db import reading
 
-        with reading() as conn:
-            found = artifacts.of_task(conn, ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
+        try:
+            with reading() as conn:
+                found = artifacts.of_task(conn, ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
+        except (ConfigError, SQLAlchemyError) as exc:
+            # The UI asks for every task's links at once: a ledger it cannot reach disables
+            # this link (logged), not the links of every task of every DAG.
+            log.warning("govops console: no reports link for %s: %s", ti_key, exc)
+            return ""
         if not found:
             return ""  # Airflow shows the link disabled
         path = task_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
