@@ -7,11 +7,14 @@ FROM apache/airflow:3.3.2-python3.11
 USER root
 # A JRE 17 for the Spark driver, and the PostgreSQL JDBC driver from Debian's package
 # (/usr/share/java/postgresql.jar): installed at build time, nothing is downloaded when a
-# job runs. The man directory works around openjdk's postinst on slim images.
+# job runs. A CJK font (WenQuanYi Micro Hei) so report PDFs embed Chinese glyphs
+# (govops.analytics.report looks for it; without one the PDF is skipped). The man directory
+# works around openjdk's postinst on slim images.
 RUN set -eux; \
     mkdir -p /usr/share/man/man1; \
     apt-get update; \
-    apt-get install -y --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java; \
+    apt-get install -y --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java \
+        fonts-wqy-microhei; \
     ln -s "/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)" /usr/lib/jvm/java-17; \
     test -f /usr/share/java/postgresql.jar; \
     apt-get autoremove -yqq --purge; \
