@@ -341,8 +341,9 @@ def order_sql(sort: list[tuple[str, bool]], key: str) -> str:
     return ", ".join(parts)
 
 
-def select_sql(spec: ApiSetSpec, query: Query, source: str) -> tuple[str, list[Any], int]:
-    """(SQL, its parameters after the source's, number of output fields before the sort values)."""
+def select_sql(spec: ApiSetSpec, query: Query, source: str, *, ordered: bool = True) -> tuple[str, list[Any], int]:
+    """(SQL, its parameters after the source's, number of output fields before the sort values);
+    ``ordered`` False: no ORDER BY (the caller orders the rows itself)."""
     cols = [mask_sql(f, spec.masking[f].rule, spec.fields[f].type) + f" AS {q(f)}" if f in query.masked else q(f)
             for f in query.fields]  # fmt: skip
     cols += [f'{q(name)} AS "__sort{i}"' for i, (name, _) in enumerate(query.sort)]
@@ -353,7 +354,8 @@ def select_sql(spec: ApiSetSpec, query: Query, source: str) -> tuple[str, list[A
     sql = f"SELECT {', '.join(cols)} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY " + order_sql(query.sort, spec.key)
+    if ordered:
+        sql += " ORDER BY " + order_sql(query.sort, spec.key)
     if query.limit is not None:
         sql += " LIMIT ?"
         params.append(query.limit + 1)  # one more: is there a next page
