@@ -170,6 +170,7 @@ class Server:
             log.error("%s (this set is not served; the others are)", error)
         self.sets = config.sets
         self.resolver = VersionResolver(config.lake_root)
+        self._local = config.lake_root.startswith("file://")
         self.duck = duckdb.connect(":memory:", config={"threads": config.threads})
         self.codec = CursorCodec(config.cursor_key)
         self.keys = KeyStore(config.engine, config.key_cache_seconds)
@@ -219,7 +220,8 @@ class Server:
                     decision.headers,
                 )
             counted = caller
-            version = self._version(spec)
+            # A local lake's version is an os.stat once listed; another lake's is a listing over the network.
+            version = self._version(spec) if self._local else await asyncio.to_thread(self._version, spec)
             params = call.params()
             if resource == "sample":
                 if params:

@@ -1,9 +1,9 @@
 """Call records (调用记录): one ``govops.api_call`` row per call, refused calls included.
 
 **Group commit.** A request hands its record to :class:`Recorder` and waits until the
-record is committed before its response goes out; one writer thread takes every record
-waiting at that moment and commits them in one transaction. Concurrent requests share a
-commit, and an answered request always has its record, even if the server is killed right
+record is committed before its response goes out; a writer thread (there are two) takes
+every record waiting at that moment and commits them in one transaction. Concurrent
+requests share a commit, and an answered request always has its record, even if the server is killed right
 after answering. A streamed answer (CSV, NDJSON) is recorded before its first byte (rows
 and bytes NULL, ``completed`` false) and updated with its rows, bytes and latency when
 the stream ends. ``request_id`` is unique, so a record is written once.
