@@ -37,23 +37,26 @@ class Limiter:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # -> (tokens, at)
         self._used: dict[tuple[str, str, str], int] = {}  # (caller, set, month) -> answered calls
+        self._span: tuple[datetime, datetime, str] | None = None
 
-    @staticmethod
-    def _month(now: datetime) -> tuple[datetime, datetime, datetime]:
-        """(now, the month's start, the next month's start) in the contract's time zone."""
-        from govops.ledger.usage import contract_timezone
+    def _month(self, now: datetime) -> tuple[datetime, datetime, str]:
+        """(the month's start, the next month's start, a key of the month), in the contract's
+        time zone; computed once a month."""
+        span = self._span
+        if span is None or not span[0] <= now < span[1]:
+            from govops.ledger.usage import contract_timezone
 
-        local = now.astimezone(contract_timezone())
-        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        return local, start, (start + timedelta(days=32)).replace(day=1)
+            start = now.astimezone(contract_timezone()).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            span = self._span = (start, (start + timedelta(days=32)).replace(day=1), start.isoformat())
+        return span
 
     def ready(self, caller: str, set_name: str, now: datetime) -> bool:
         """Whether the month's count of this caller and set is known (else :meth:`load` it)."""
-        return (caller, set_name, self._month(now)[1].isoformat()) in self._used
+        return (caller, set_name, self._month(now)[2]) in self._used
 
     def load(self, caller: str, set_name: str, now: datetime) -> None:
         """The month's answered calls so far, from the call records (a ledger query)."""
-        _, start, end = self._month(now)
+        start, end, month = self._month(now)
         with self.engine.connect() as conn:
             count = conn.execute(
                 text("""SELECT count(*) FROM govops.api_call WHERE caller_id = :c AND set_name = :s
@@ -61,11 +64,11 @@ class Limiter:
                 {"c": caller, "s": set_name, "a": start, "b": end},
             ).scalar_one()
         with self._lock:
-            self._used.setdefault((caller, set_name, start.isoformat()), int(count))
+            self._used.setdefault((caller, set_name, month), int(count))
 
     def check(self, caller: str, set_name: str, sla: Sla, now: datetime) -> Decision:
         """Take one token and one unit of quota, or say which is used up."""
-        local, start, end = self._month(now)
+        start, end, month = self._month(now)
         if not self.ready(caller, set_name, now):
             self.load(caller, set_name, now)
         burst = float(sla.burst or max(1, math.ceil(sla.rate_per_second)))
@@ -73,13 +76,13 @@ class Limiter:
             clock = time.monotonic()
             tokens, at = self._buckets.get((caller, set_name), (burst, clock))
             tokens = min(burst, tokens + (clock - at) * sla.rate_per_second)
-            used = self._used[(caller, set_name, start.isoformat())]
+            used = self._used[(caller, set_name, month)]
             quota_left = sla.quota_per_month - used
             headers = {
                 "RateLimit-Policy": f"{int(burst)};w=1, {sla.quota_per_month};w={int((end - start).total_seconds())}"
             }
             if quota_left <= 0:
-                wait = max(1, math.ceil((end - local).total_seconds()))
+                wait = max(1, math.ceil((end - now).total_seconds()))
                 self._buckets[(caller, set_name)] = (tokens, clock)
                 return Decision(False, "quota", {**headers, "RateLimit-Limit": str(sla.quota_per_month),
                                                  "RateLimit-Remaining": "0", "RateLimit-Reset": str(wait),
@@ -92,7 +95,7 @@ class Limiter:
                                                 "Retry-After": str(wait)})  # fmt: skip
             tokens -= 1
             self._buckets[(caller, set_name)] = (tokens, clock)
-            self._used[(caller, set_name, start.isoformat())] = used + 1
+            self._used[(caller, set_name, month)] = used + 1
             reset = max(1, math.ceil((burst - tokens) / sla.rate_per_second))
             return Decision(
                 True,
@@ -107,8 +110,7 @@ class Limiter:
 
     def refund(self, caller: str, set_name: str, now: datetime) -> None:
         """A call that was allowed but not answered (a bad parameter) does not use quota."""
-        start = self._month(now)[1]
         with self._lock:
-            key = (caller, set_name, start.isoformat())
+            key = (caller, set_name, self._month(now)[2])
             if self._used.get(key, 0) > 0:
                 self._used[key] -= 1
