@@ -6,5 +6,7 @@ server process (:mod:`govops.sharing.app`, ``./dev serve``): sample data, JSON a
 pages, CSV and NDJSON exports, queried with DuckDB over the published version's Parquet
 files (:mod:`govops.sharing.query`, :mod:`govops.sharing.versions`), for callers with API
 keys (:mod:`govops.sharing.callers`) within their SLA tier (:mod:`govops.sharing.limits`),
-every call recorded (:mod:`govops.sharing.records`).
+every call recorded (:mod:`govops.sharing.records`). Publishing and closing a set
+(:mod:`govops.sharing.publish`), its registration reported to upstream platforms
+(:mod:`govops.sharing.cascade`).
 """
