@@ -121,10 +121,11 @@ def bench_console(url: str, events: int = 1_000_000) -> dict[str, tuple[float, f
           f"{rollup:,} rows), statement of {sum(len(x['work_orders']) for x in statement['lines'])} work orders; "
           f"{time.perf_counter() - started:.1f}s")  # fmt: skip
 
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     manager = init_auth_manager()
     token = manager.generate_jwt(SimpleAuthManagerUser(username="bench", role="admin"))
     app = create_app()
+    for name in ("httpx", "httpx2"):  # not a line per request (after Airflow's logging set-up)
+        logging.getLogger(name).setLevel(logging.WARNING)
     figures: dict[str, tuple[float, float]] = {}
     with TestClient(app, root_path=URL_PREFIX, headers={"Authorization": f"Bearer {token}"}) as client:
         for name, path in (("usage page (per period and item)", "/usage"),
