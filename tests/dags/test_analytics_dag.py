@@ -2,7 +2,8 @@
 and PostgreSQL: its Spark job over the sample service events and persons, the result rows
 against figures computed here with pandas, the report in four formats (and in Chromium),
 the ledger row (1 report at the difficulty of two data domains), and a correction run of
-the same report that records a new version and meters nothing."""
+the same report that records a new version and meters nothing. Then the analysis spec
+include/analytics/service_events_monthly.yaml (item 14) end to end, against pandas."""
 
 from __future__ import annotations
 
@@ -132,3 +133,57 @@ def test_report_spec_runs_meters_once_and_a_correction_meters_nothing(isolated_e
                                      (second.run_id, "correction", first.run_id)]  # fmt: skip
     assert len(runs[0][3]) == 1 and runs[1][3] == []
     assert len(rows(ledger_url, RESULT, run=second.run_id, out="age_groups")) == len(expected["age_groups"])
+
+
+ANALYSIS = load_spec(REPO / "include/analytics/service_events_monthly.yaml")
+
+
+def test_analysis_spec_delivers_its_statistics_and_meters_one_analysis(isolated_env: Path, ledger_url: str) -> None:
+    """The analysis kind (item 14) end to end: the grouped summary, the monthly time series
+    with its month-over-month change and the descriptive statistics, against pandas over the
+    same files (events before the spec's from_date left out); one analysis of one data
+    domain metered at difficulty 1, in its library."""
+    dataset = ANALYSIS.inputs["events"].dataset
+    write_sample_events(isolated_env.as_uri(), dataset, start=date(2024, 11, 1), end=date(2025, 8, 31), every_days=5,
+                        rows_per_day=20)  # fmt: skip
+    events = pq.read_table(isolated_env / dataset).to_pandas()
+    events["event_date"] = events["event_date"].astype(str)
+    kept = events[events["event_date"] >= "2025-01-01"].assign(month=lambda e: e["event_date"].str[:7])
+    assert 0 < len(kept) < len(events)
+    by_month = kept.groupby("month").size()
+    daily = kept.groupby(["event_type", "event_date"]).size()
+    expected_stats = [
+        {"event_type": t, "days": len(n), "events": int(n.sum()), "mean": round(n.mean(), 4), "std": round(n.std(), 4),
+         "min": int(n.min()), "median": float(n.median()), "max": int(n.max())}
+        for t, n in ((t, daily.loc[t]) for t in sorted(daily.index.get_level_values(0).unique()))
+    ]  # fmt: skip
+    [line] = dif.delivery_lines(ANALYSIS)
+    assert (line.service_item, line.unit, line.quantity, line.difficulty) == ("14", "analysis", 1, Decimal(1))
+    engine = create_engine(ledger_url)
+    ensure_demo_work_order(engine, "WO-T-ANALYSIS", "14", on=date(2026, 6, 1), difficulty=line.difficulty)
+    engine.dispose()
+
+    conf = {"work_order_id": "WO-T-ANALYSIS"}
+    run = run_dag(ANALYSIS.dag_id, conf=conf, logical_date=datetime(2026, 8, 4, tzinfo=UTC))
+    assert run.state == "success", run.task_states
+    got = {out: [r for (r,) in rows(ledger_url, RESULT, run=run.run_id, out=out)] for out in ANALYSIS.outputs}
+    by_month_department = kept.groupby(["month", "department"]).size()
+    assert got["by_month_department"] == [
+        {"month": m, "department": d, "events": int(n)} for (m, d), n in by_month_department.items()
+    ]
+    assert got["monthly_trend"] == [
+        {"month": m, "events": int(n), "change": None if i == 0 else int(n - by_month.iloc[i - 1])}
+        for i, (m, n) in enumerate(by_month.items())
+    ]
+    assert len(got["daily_stats"]) == len(expected_stats)
+    for row, want in zip(got["daily_stats"], expected_stats, strict=True):
+        assert row == pytest.approx(want, abs=1e-4), want["event_type"]
+    assert rows(ledger_url, USAGE, dag=ANALYSIS.dag_id) == [
+        ("14", "analysis", 1, None, "WO-T-ANALYSIS", "deliverable:WO-T-ANALYSIS", "deliver", "1", run.run_id)
+    ]
+    assert rows(ledger_url, "SELECT attributes ->> 'library' FROM govops.usage_event WHERE dag_id = :d",
+                d=ANALYSIS.dag_id) == [("政务服务",)]  # fmt: skip
+    [(billing, parameters)] = rows(ledger_url, "SELECT billing, parameters FROM govops.analytics_run WHERE run_id = :r",
+                                   r=run.run_id)  # fmt: skip
+    assert (billing, parameters) == ("delivery", {"from_date": "2025-01-01"})
+    assert (isolated_env / "analytics" / ANALYSIS.name / "daily_stats" / f"version={_safe(run.run_id)}").is_dir()
