@@ -116,9 +116,6 @@ def decide(engine: Engine, application_id: int, approve: bool, by: str, days: in
             raise CallerError(f"application {application_id} does not exist or is not pending")
 
 
-_FETCH: Any = object()  # check(): fetch the key's row itself
-
-
 class KeyStore:
     """Checks keys against the ledger, with a short cache (``ttl`` seconds, 0: none) so
     every call does not cost a query; a revocation takes effect within ``ttl``."""
@@ -153,27 +150,22 @@ class KeyStore:
             self._cache[key_id] = (time.monotonic(), row)
         return row
 
-    def check(self, presented: str, now: datetime, row: Any = _FETCH) -> tuple[Caller, frozenset[str]] | str:
+    def check(self, presented: str, now: datetime,
+              row: dict[str, Any] | None) -> tuple[Caller, frozenset[str]] | str:  # fmt: skip
         """(the caller, the sets it has approved applications for), or why the key is refused;
-        ``row``: the key's row if the caller fetched it already."""
+        ``row``: the key's row (:meth:`fetch`, off the event loop)."""
         key_id, _, secret = presented.partition(".")
-        if not (key_id and secret and len(presented) < 200):
-            row = None
-        elif row is _FETCH:
-            row = self.fetch(key_id)
-        if row is None or not hmac.compare_digest(row["secret_sha256"], secret_hash(secret)):
+        well_formed = bool(key_id and secret and len(presented) < 200)
+        if not well_formed or row is None or not hmac.compare_digest(row["secret_sha256"], secret_hash(secret)):
             return "the API key is not valid"
         return self._caller(row, now)
 
     def check_signature(self, key_id: str, timestamp: str, signature: str, message: bytes, now: datetime,
-                        window: int, row: Any = _FETCH) -> tuple[Caller, frozenset[str]] | str:  # fmt: skip
+                        window: int, row: dict[str, Any] | None) -> tuple[Caller, frozenset[str]] | str:  # fmt: skip
         """appKey + timestamp + signature: HMAC-SHA256(secret, message) in hex, the
-        timestamp (Unix seconds) within ``window`` seconds of the server's clock."""
-        if not 0 < len(key_id) < 64:
-            row = None
-        elif row is _FETCH:
-            row = self.fetch(key_id)
-        if row is None:
+        timestamp (Unix seconds) within ``window`` seconds of the server's clock; ``row``: the
+        key's row (:meth:`fetch`)."""
+        if not 0 < len(key_id) < 64 or row is None:
             return "the appKey is not valid"
         try:
             moment = int(timestamp)
