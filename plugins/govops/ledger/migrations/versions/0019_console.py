@@ -6,8 +6,9 @@ instead of millions.
 It cannot drift: the ledger is append-only (updates, deletes and truncation are refused),
 a statement-level trigger adds each insert's rows (a batch, an ``INSERT … ON CONFLICT DO
 NOTHING`` replay's new rows only, ``COPY``) in the same transaction, and the rollup refuses
-every write but that trigger's. Assignments (``usage_assignment``) are not in it: the
-console moves assigned usage from the ledger's own rows, as before.
+every write not made from within a trigger (its guard reads ``pg_trigger_depth()``).
+Assignments (``usage_assignment``) are not in it: the console moves assigned usage from the
+ledger's own rows, as before.
 
 Revision ID: 0019
 Revises: 0018
